@@ -1,0 +1,87 @@
+"""Every threshold netdoctor judges by, in one place.
+
+Rules read their limits from a :class:`Thresholds` instance and copy the ones they
+used into each finding's evidence, so a report always says what it compared against.
+Defaults follow commonly used values for such checks (gradient-check tolerances,
+the ~1e-3 update/weight ratio, Glorot/He scales); see the table in README.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    # --- measuring (probes) -------------------------------------------------
+    # |pre-activation| at or above this counts as saturated for sigmoid/tanh units.
+    saturation_z: float = 5.0
+    # A ReLU-like unit active in fewer than this fraction of a batch counts as dead.
+    dead_active_frac: float = 0.01
+    # Steps recorded densely before the trace starts thinning (bounded memory).
+    dense_steps: int = 2048
+    # At most this many recorded steps are kept per run, however long it runs.
+    max_recorded_steps: int = 4096
+    # Active probes (gradient check, function identity) run at these many points in a run.
+    gradcheck_points: int = 3
+
+    # --- ND1 outputs and loss --------------------------------------------------
+    # Steps ignored before output-based rules start judging (training needs a moment).
+    warmup_frac: float = 0.1
+    pinned_std: float = 1e-3           # output std across the probe batch below this ...
+    pinned_half_band: float = 0.05     # ... or every |p - 0.5| below this (sigmoid outputs)
+    pinned_checks: int = 5             # ... for this many consecutive checks
+    # A pinned output only matters if the targets differ by more than this across inputs.
+    target_spread_min: float = 1e-6
+    loss_init_ok: tuple[float, float] = (0.8, 1.5)   # initial loss / expected (ln C, ...)
+    loss_init_warn: tuple[float, float] = (0.5, 2.0)
+    plateau_window_frac: float = 0.25  # last quarter of the run ...
+    plateau_min_drop: float = 1e-3     # ... must lower the loss by at least 0.1 % of its start
+    plateau_fit_loss: float = 0.05     # a loss already this small (relative to start) is converged, not stuck
+    diverge_ratio: float = 2.0         # final loss >= 2x its minimum
+    oscillation_sign_change: float = 0.45  # fraction of loss differences that flip sign
+
+    # --- ND2 gradients ---------------------------------------------------------
+    vanishing_abs_mean: float = 1e-7
+    vanishing_ratio: float = 1e-3      # first/last layer gradient-norm ratio ...
+    vanishing_first_norm: float = 1e-4  # ... with the first layer's norm at most this
+    exploding_ratio: float = 70.0
+    exploding_growth: float = 2.0      # growth of the gradient norm over `exploding_window` checks
+    exploding_window: int = 5
+    gradcheck_error: float = 1e-2      # relative error above this: wrong gradients
+    gradcheck_warn: float = 1e-4       # above this: suspicious (ReLU kinks stay below)
+    gradscale_cosine: float = 0.999    # direction right (cosine above this) ...
+    gradscale_factor: float = 0.05     # ... but |scale - 1| above this: right up to a factor
+
+    # --- ND3 activations -------------------------------------------------------
+    saturated_frac: float = 0.5        # layer saturated when more than half its entries are
+    dead_layer_frac: float = 0.5       # layer flagged when more than half its units are dead
+    activation_match_tol: float = 1e-3  # max abs error to call a function "this activation"
+
+    # --- ND4 init and parameters -----------------------------------------------
+    init_scale_ratio: tuple[float, float] = (0.5, 2.0)  # std / Glorot-or-He std
+    init_scale_error_ratio: tuple[float, float] = (0.1, 10.0)
+    symmetric_atol: float = 1e-12
+
+    # --- ND5 updates -----------------------------------------------------------
+    update_ratio_warn: tuple[float, float] = (1e-4, 1e-2)
+    update_ratio_error: tuple[float, float] = (1e-5, 1e-1)
+    update_cos_min: float = 0.0        # updates should point downhill: cos(update, -grad) > 0
+
+    # --- ND6 data ----------------------------------------------------------------
+    input_scale_max: float = 10.0      # inputs with |x| typically above this are unscaled
+    input_scale_min: float = 1e-3
+
+    def with_(self, **changes: Any) -> "Thresholds":
+        """A copy with some thresholds changed: ``Thresholds().with_(pinned_std=1e-4)``."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ValueError(f"unknown threshold(s): {', '.join(sorted(unknown))}")
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+DEFAULT_THRESHOLDS = Thresholds()
