@@ -60,6 +60,7 @@ def diagnose(
     names: tuple[str, str] = ("original", "fixed"),
     thresholds: Thresholds | None = None,
     select: Iterable[str] | None = None,
+    seeds: int | None = None,
     **options: Any,
 ) -> Report:
     """Run `model` under observation and judge it; optionally beside `compare`.
@@ -68,7 +69,16 @@ def diagnose(
     the epochs to train. For your own object, `X` is a callable that trains it.
     For a script, `X`/`y` are unused. Extra keyword options go to the observer
     (e.g. ``stride=``, ``timeout=``, ``max_steps=``).
+
+    ``seeds=N`` runs a script or MLP N times with different random seeds and
+    returns a :class:`netdoctor.sweep.SweepResult` (the convergence rate) instead.
     """
+    if seeds is not None:
+        if compare is not None:
+            raise TypeError("seeds= sweeps one target; sweep the original and the fix separately")
+        from .sweep import sweep
+
+        return sweep(model, seeds, X=X, y=y, epochs=epochs, thresholds=thresholds, select=select, **options)
     thresholds = thresholds or Thresholds()
     options = dict(options, thresholds=thresholds)
     traces = [_run_one(model, X, y, epochs, names[0], options)]

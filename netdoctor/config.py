@@ -34,13 +34,20 @@ class Thresholds:
     pinned_checks: int = 5             # ... for this many consecutive checks
     # A pinned output only matters if the targets differ by more than this across inputs.
     target_spread_min: float = 1e-6
-    loss_init_ok: tuple[float, float] = (0.8, 1.5)   # initial loss / expected (ln C, ...)
-    loss_init_warn: tuple[float, float] = (0.5, 2.0)
+    # initial loss / expected (ln C, ...). Healthy Glorot-initialised 3-class nets start anywhere
+    # in 0.7-2.1x ln C (random logits of std ~0.7), so the ok band is wider than 0.8-1.5.
+    loss_init_ok: tuple[float, float] = (0.5, 2.0)
+    # Beyond 4x the network starts out confidently wrong (e.g. N(0, 1) weights on 64 units).
+    loss_init_warn: tuple[float, float] = (0.25, 4.0)
+    loss_init_steps: int = 8           # batch losses averaged for the initial loss when no probe loss exists
     plateau_window_frac: float = 0.25  # last quarter of the run ...
     plateau_min_drop: float = 1e-3     # ... must lower the loss by at least 0.1 % of its start
     plateau_fit_loss: float = 0.05     # a loss already this small (relative to start) is converged, not stuck
     diverge_ratio: float = 2.0         # final loss >= 2x its minimum
+    diverge_min_rise: float = 0.1      # ... and the rise is >= 10% of the initial loss (not noise near 0)
     oscillation_sign_change: float = 0.45  # fraction of loss differences that flip sign
+    oscillation_amplitude: float = 0.1     # ... with typical jumps >= 10% of the loss level
+    oscillation_settle: float = 0.5        # ... unless the loss still halves over the judged stretch
 
     # --- ND2 gradients ---------------------------------------------------------
     vanishing_abs_mean: float = 1e-7
@@ -63,15 +70,27 @@ class Thresholds:
     init_scale_ratio: tuple[float, float] = (0.5, 2.0)  # std / Glorot-or-He std
     init_scale_error_ratio: tuple[float, float] = (0.1, 10.0)
     symmetric_atol: float = 1e-12
+    # Weights can share a sign by chance in tiny layers: same-sign layers must hold this many in all.
+    same_sign_min_weights: int = 8
 
     # --- ND5 updates -----------------------------------------------------------
     update_ratio_warn: tuple[float, float] = (1e-4, 1e-2)
-    update_ratio_error: tuple[float, float] = (1e-5, 1e-1)
+    # The upper error bound is 0.3, not 0.1: a network stuck with a large error signal (the
+    # seed's double sigmoid, per-sample SGD) takes steps of ~11% of its weights at a learning
+    # rate the corrected network trains well with; lr x1000 gives medians >= 1 or bursts.
+    update_ratio_error: tuple[float, float] = (1e-5, 0.3)
+    # Steps that change a layer's weights by 2.5x their own size or more, seen at least this
+    # many times, are a learning rate far too high even if the network then saturates and the
+    # later steps shrink to nothing. Healthy small nets peak below 0.4, stuck ones below 2.
+    update_ratio_burst: float = 2.5
+    update_burst_steps: int = 2
     update_cos_min: float = 0.0        # updates should point downhill: cos(update, -grad) > 0
 
     # --- ND6 data ----------------------------------------------------------------
     input_scale_max: float = 10.0      # inputs with |x| typically above this are unscaled
     input_scale_min: float = 1e-3
+    # Targets this close to the edge of the output range count as reachable (a sigmoid 'reaches' 0 and 1).
+    target_range_tol: float = 1e-6
 
     def with_(self, **changes: Any) -> "Thresholds":
         """A copy with some thresholds changed: ``Thresholds().with_(pinned_std=1e-4)``."""

@@ -82,9 +82,17 @@ EVENT_KINDS: dict[str, str] = {
     # step set; one event per check.
     "gradcheck": "loss_kind ('mse'|'bce'|'ce' + reduction), h, params: list of "
     "{layer, param ('weight'|'bias'), rel_err, cosine, scale, n_checked} in forward order",
-    "nonfinite": "tensor (e.g. 'loss', 'layer2.z', 'layer1.grad'), step: the first NaN/Inf seen",
+    "nonfinite": "tensor (e.g. 'loss', 'layer2.z', 'layer1.grad'), step: the first NaN/Inf seen; "
+    "batch ('training', or 'probe' when only the probe batch's forward pass overflowed)",
     "roles": "params, gradients, activations (lists of names), ambiguous (list of str), how_to_name",
     "stopped": "reason, step",
+    # Optional, for pictures only (netdoctor.render.plots draws them; no rule reads them).
+    # step set; 2-D inputs only. The model's score on a grid at that step.
+    "boundary": "step, xx, yy (2-D np.meshgrid of the two input features), zz (same shape: "
+    "probability of class 1 — sigmoid output or unit 1 of a 2-unit output — or the predicted "
+    "class index for more classes), level (optional decision threshold, default 0.5)",
+    # step and layer set. A histogram of the layer's activations at that step.
+    "activation_hist": "edges (n + 1 bin edges), counts (n counts)",
 }
 
 
@@ -172,11 +180,21 @@ class Recorder:
             size = min(self.max_recorded, max(64, 2 * len(self._steps)))
             self._resize(size)
             return
-        # Full: drop every other thinned row (dense head untouched), double the stride.
-        self._tail_stride *= 2
-        keep = (self._steps[: self._n] < self.dense_steps) | (
-            self._steps[: self._n] % self._tail_stride == 0
-        )
+        # Full: drop every other thinned row (dense head untouched) and double the stride,
+        # so that `wants` keeps matching what is left.
+        steps = self._steps[: self._n]
+        tail = steps >= self.dense_steps
+        n_tail = int(tail.sum())
+        on_grid = steps % (2 * self._tail_stride) == 0
+        kept = int((tail & on_grid).sum())
+        if n_tail // 3 <= kept <= (2 * n_tail) // 3 + 1:
+            self._tail_stride *= 2
+            keep = ~tail | on_grid
+        else:
+            # Rows recorded off the stride grid (a caller that ignores `wants`): thinning by
+            # step number would keep almost all or almost none, so keep every other by position.
+            keep = ~tail
+            keep[np.flatnonzero(tail)[::2]] = True
         keep[self._n - 1] = True  # the newest row stays: it is the current state
         idx = np.flatnonzero(keep)
         n = len(idx)
@@ -185,6 +203,11 @@ class Recorder:
         if self._outputs is not None:
             self._outputs[:n] = self._outputs[idx]
         self._n = n
+        # Freed rows still hold the moved-away values; a later row that omits a
+        # column (or the outputs) must read NaN, not a stale number.
+        self._values[n:] = np.nan
+        if self._outputs is not None:
+            self._outputs[n:] = np.nan
         if self._n == len(self._steps):  # nothing could be dropped (pathological strides)
             self._resize(len(self._steps) + 64)
 

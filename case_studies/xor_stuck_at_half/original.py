@@ -2,7 +2,7 @@
 import numpy as np
 import numpy.random as rnd
 
-try:
+try:  # netdoctor edit: expit is scipy.special.expit (import not shown in the question)
     from scipy.special import expit
 except ImportError:  # netdoctor edit: scipy is optional for this case study
     def expit(x):
@@ -170,7 +170,8 @@ train_data = (np.array([[0, 0], [0, 1], [1,0], [1, 1]]), np.array([0, 1, 1, 0]))
 
 b = Backpropogation((2, 2), train_data, 2)
 
-# netdoctor edit: the question trains for 2000 epochs; the call itself is not shown.
+# netdoctor edit: the question does not show its train call; 2000 epochs at lr 0.1
+# reproduce what it reports.
 b.train(0.1, 2000)
 
 # netdoctor edit: print the predicted classes and the final output vectors.

@@ -10,8 +10,10 @@ from ..report import Report, ReportError, SAVE_FORMATS
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 
-def emit(report: Report, fmt: str | None, output: str | None, fail_on: str = "error") -> int:
+def emit(report: Report, fmt: str | None, output: str | None, fail_on: str = "error",
+         *, verbose: bool = False) -> int:
     """Print or save `report`; return 0 when nothing is at or above `fail_on`, else 1."""
+    text_options = {"verbose": True} if verbose else {}  # -v: also the info findings
     if output:
         fmt = fmt or SAVE_FORMATS.get(Path(output).suffix.lower()) or "text"
         try:
@@ -21,12 +23,12 @@ def emit(report: Report, fmt: str | None, output: str | None, fail_on: str = "er
             return EXIT_USAGE
         print(f"netdoctor: report written to {path}", file=sys.stderr)
         if fmt != "text":  # still give the verdict in the terminal
-            print(report.render("text"), file=sys.stderr)
+            print(report.render("text", **text_options), file=sys.stderr)
     else:
         fmt = fmt or "text"
         if fmt not in ("text", "json"):
             print(f"netdoctor: --format {fmt} needs -o FILE", file=sys.stderr)
             return EXIT_USAGE
-        sys.stdout.write(report.render(fmt) + "\n")
+        sys.stdout.write(report.render(fmt, **(text_options if fmt == "text" else {})) + "\n")
         sys.stdout.flush()
     return EXIT_FINDINGS if report.fails(fail_on) else EXIT_OK

@@ -1,5 +1,10 @@
 """Showing a Report: text, Markdown, HTML and pictures.
 
+* :mod:`.verdict` decides what a report says first (root cause, where, fix) and
+  groups the findings of two runs side by side; every format lays out that answer.
+* :mod:`.text`, :mod:`.markdown`, :mod:`.html` lay it out; :mod:`.plots` draws the
+  pictures; :mod:`.specimen` builds a synthetic report for tests and previews.
+
 The only package that may import matplotlib (in :mod:`.plots`), and only when a
 picture is actually drawn.
 """

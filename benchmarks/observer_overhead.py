@@ -1,0 +1,107 @@
+"""How much `netdoctor diagnose script.py` costs over `python script.py`.
+
+The goal (issue 3): at most 2x the plain run plus a fixed start-up under 1.5 s.
+For each case study's original.py (and fixed.py with --fixed), this times
+
+* ``python script.py``                               (the plain run), and
+* ``netdoctor diagnose script.py -q --format json``  (run, observe, judge, report),
+
+each the best of --repeat runs (the least disturbed by other jobs on the machine),
+and prints a Markdown table of the ratios. The fixed start-up is measured on a
+script that does nothing: netdoctor's time on it minus python's.
+
+    python benchmarks/observer_overhead.py --repeat 3
+    python benchmarks/observer_overhead.py --only xor_stuck_at_half --fixed
+
+Both commands run in the case's folder with their output thrown away. No assertion
+on time: the table is the result (record it in benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUDGET_FACTOR, BUDGET_STARTUP = 2.0, 1.5
+
+
+def best_time(command: list[str], cwd: Path, repeat: int, env: dict[str, str], limit: float) -> float | None:
+    """Fastest wall-clock time of `command` over `repeat` runs; None if it fails or overruns."""
+    best = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        try:
+            done = subprocess.run(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=limit)
+        except subprocess.TimeoutExpired:
+            return None
+        elapsed = time.perf_counter() - started
+        if done.returncode not in (0, 1):  # 1: netdoctor found something, as it should
+            return None
+        best = elapsed if best is None else min(best, elapsed)
+    return best
+
+
+def diagnose_command(script: Path) -> list[str]:
+    return [sys.executable, "-m", "netdoctor.cli", "diagnose", str(script), "-q", "--format", "json"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=Path, default=ROOT / "case_studies", help="folder of case studies")
+    parser.add_argument("--only", nargs="*", default=None, help="case names to time (default: all)")
+    parser.add_argument("--fixed", action="store_true", help="also time each case's fixed.py")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best counts")
+    parser.add_argument("--limit", type=float, default=600.0, help="seconds before a run counts as failed")
+    parser.add_argument("--observer", default=None,
+                        help="another observer (module:Class), e.g. to time the runner alone")
+    args = parser.parse_args(argv)
+
+    env = dict(os.environ)
+    if args.observer:
+        env["NETDOCTOR_OBSERVER"] = args.observer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        idle = Path(tmp) / "idle.py"
+        idle.write_text("pass\n")
+        py_idle = best_time([sys.executable, str(idle)], Path(tmp), args.repeat, env, args.limit)
+        nd_idle = best_time(diagnose_command(idle), Path(tmp), args.repeat, env, args.limit)
+    startup = None if py_idle is None or nd_idle is None else nd_idle - py_idle
+    print(f"fixed start-up (netdoctor on an empty script minus python on it): "
+          f"{'failed' if startup is None else f'{startup:.2f} s'} (budget {BUDGET_STARTUP} s)\n")
+
+    scripts = []
+    for case in sorted(p for p in args.cases.iterdir() if (p / "original.py").is_file()):
+        if args.only and case.name not in args.only:
+            continue
+        scripts.append(case / "original.py")
+        if args.fixed and (case / "fixed.py").is_file():
+            scripts.append(case / "fixed.py")
+
+    print("| script | python (s) | netdoctor (s) | ratio | budget 2x+1.5 (s) | within |")
+    print("|---|---:|---:|---:|---:|:---:|")
+    within = 0
+    for script in scripts:
+        label = f"{script.parent.name}/{script.name}"
+        plain = best_time([sys.executable, str(script)], script.parent, args.repeat, env, args.limit)
+        observed = best_time(diagnose_command(script), script.parent, args.repeat, env, args.limit)
+        if plain is None or observed is None:
+            print(f"| {label} | {plain or 'failed'} | {observed or 'failed'} | - | - | - |", flush=True)
+            continue
+        budget = BUDGET_FACTOR * plain + BUDGET_STARTUP
+        ok = observed <= budget
+        within += ok
+        print(f"| {label} | {plain:.2f} | {observed:.2f} | {observed / plain:.1f} | {budget:.2f} | "
+              f"{'yes' if ok else 'NO'} |", flush=True)
+    print(f"\n{within} of {len(scripts)} scripts within the budget")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

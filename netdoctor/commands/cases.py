@@ -1,0 +1,222 @@
+"""`netdoctor cases [DIR]`: diagnose a folder of case studies, print the detection matrix.
+
+One row per case: each checked code found (+), missed (-) or a declared known
+miss (~); error findings on the original beyond the expected codes; error
+findings (or a failed run) on the fixed version and the extra healthy scripts.
+Totals: recall on the expected codes and how many fixed versions are unhealthy.
+
+Exit status: 0 when every expected code is found (declared misses aside) and
+every fixed/extra script is healthy; 1 otherwise (or when a case.toml is
+invalid); 2 when DIR holds no case study.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import datetime
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._version import __version__
+from ..casefile import CaseFileError, find_cases, folders_without_case, load_case
+from ..testing import CaseOutcome, run_case
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass
+class Totals:
+    cases: int
+    checked: int          # codes checked on originals (expected + declared known misses)
+    found: int
+    missed: int           # regressions: not found, not declared
+    known_missed: int
+    healthy_checked: int  # fixed versions and extra healthy scripts
+    unhealthy: int
+    fixed_unhealthy: int
+    invalid: int
+
+    @property
+    def recall(self) -> float | None:
+        return self.found / self.checked if self.checked else None
+
+    @property
+    def ok(self) -> bool:
+        return not self.missed and not self.unhealthy and not self.invalid
+
+    def to_dict(self) -> dict:
+        return {
+            "cases": self.cases,
+            "expected_codes": self.checked,
+            "found": self.found,
+            "missed": self.missed,
+            "known_missed": self.known_missed,
+            "recall": None if self.recall is None else round(self.recall, 4),
+            "healthy_scripts": self.healthy_checked,
+            "unhealthy_scripts": self.unhealthy,
+            "fixed_with_errors": self.fixed_unhealthy,
+            "invalid_cases": self.invalid,
+            "ok": self.ok,
+        }
+
+
+def totals(outcomes: list[CaseOutcome], invalid: int = 0) -> Totals:
+    return Totals(
+        cases=len(outcomes),
+        checked=sum(len(o.spec.checked_codes) for o in outcomes),
+        found=sum(len(o.found) for o in outcomes),
+        missed=sum(len(o.missed) for o in outcomes),
+        known_missed=sum(len(o.known_missed) for o in outcomes),
+        healthy_checked=sum(len(o.healthy_labels) for o in outcomes),
+        unhealthy=sum(len(o.failed_healthy) for o in outcomes),
+        fixed_unhealthy=sum("fixed" in o.failed_healthy for o in outcomes),
+        invalid=invalid,
+    )
+
+
+# ------------------------------------------------------------------------------------
+# Running
+# ------------------------------------------------------------------------------------
+def _progress(done: int, total: int, outcome: CaseOutcome, show: bool) -> None:
+    if show:
+        verdict = "ok" if outcome.passed else "FAIL"
+        print(f"  [{done}/{total}] {outcome.spec.name:32s} {verdict:4s} {outcome.seconds:6.1f} s",
+              file=sys.stderr, flush=True)
+
+
+def run_all(specs, jobs: int, show_progress: bool = False) -> list[CaseOutcome]:
+    """Run every case, `jobs` at a time in worker processes; outcomes in the order of `specs`."""
+    if jobs <= 1 or len(specs) <= 1:
+        outcomes = []
+        for done, spec in enumerate(specs, 1):
+            outcomes.append(run_case(spec))
+            _progress(done, len(specs), outcomes[-1], show_progress)
+        return outcomes
+    results: dict[int, CaseOutcome] = {}
+    with futures.ProcessPoolExecutor(max_workers=min(jobs, len(specs))) as pool:
+        pending = {pool.submit(run_case, spec): i for i, spec in enumerate(specs)}
+        for done, future in enumerate(futures.as_completed(pending), 1):
+            results[pending[future]] = future.result()
+            _progress(done, len(specs), results[pending[future]], show_progress)
+    return [results[i] for i in range(len(specs))]
+
+
+# ------------------------------------------------------------------------------------
+# Showing
+# ------------------------------------------------------------------------------------
+def _codes_cell(outcome: CaseOutcome) -> str:
+    marks = []
+    for code in outcome.spec.checked_codes:
+        if code in outcome.known_missed:
+            marks.append("~" + code)
+        elif code in outcome.found:
+            marks.append("+" + code)
+        else:
+            marks.append("-" + code)
+    return " ".join(marks)
+
+
+def _errors_cell(findings) -> str:
+    return " ".join(sorted({f.code for f in findings})) or "-"
+
+
+def _healthy_cell(outcome: CaseOutcome, label: str) -> str:
+    if label in outcome.problems:
+        return "run failed"
+    return _errors_cell(outcome.unhealthy.get(label, []))
+
+
+def render_text(root: Path, outcomes: list[CaseOutcome], invalid: list[CaseFileError],
+                undeclared: list[Path]) -> str:
+    t = totals(outcomes, len(invalid))
+    today = datetime.date.today().isoformat()
+    name_w = max([len("case"), *(len(o.spec.name) for o in outcomes)])
+    code_w = max([len("expected (+found -missed ~known miss)"), *(len(_codes_cell(o)) for o in outcomes)])
+    head = (f"{'case':{name_w}s}  {'expected (+found -missed ~known miss)':{code_w}s}  "
+            f"{'other errors: original':22s}  {'errors: fixed':14s}  {'extra healthy':14s}  {'s':>5s}")
+    lines = [f"Detection matrix of {root} — {len(outcomes)} case(s), netdoctor {__version__}, {today}",
+             "", head, "-" * len(head)]
+    for o in outcomes:
+        extras = [p.name for p in o.spec.extra_healthy]
+        extra_cell = "-" if not extras else (
+            "ok" if not any(label in o.failed_healthy for label in extras)
+            else " ".join(label for label in extras if label in o.failed_healthy) + " unhealthy")
+        lines.append(
+            f"{o.spec.name:{name_w}s}  {_codes_cell(o):{code_w}s}  {_errors_cell(o.original_errors):22s}  "
+            f"{_healthy_cell(o, 'fixed'):14s}  {extra_cell:14s}  {o.seconds:5.1f}"
+        )
+    lines.append("")
+    recall = "n/a" if t.recall is None else f"{t.recall:.0%}"
+    lines.append(f"recall on expected codes: {t.found} of {t.checked} ({recall}); "
+                 f"missed: {t.missed}; declared known misses: {t.known_missed}")
+    lines.append(f"fixed versions with an error finding or a failed run: {t.fixed_unhealthy} of {t.cases}; "
+                 f"fixed and extra scripts not healthy: {t.unhealthy} of {t.healthy_checked}")
+
+    details = []
+    for o in outcomes:
+        for code in o.missed:
+            details.append(f"{o.spec.name}: missed {code}")
+        for code in o.known_missed:
+            details.append(f"{o.spec.name}: known miss {code} ({o.spec.expected_failures[code]})")
+        for code in o.fixed_known:
+            details.append(f"{o.spec.name}: {code} is declared a known miss but was found; "
+                           "remove it from [expected_failures]")
+        for label in o.failed_healthy:
+            for f in o.unhealthy.get(label, []):
+                details.append(f"{o.spec.name}: {label} has {f.code} {f.symbol}: {f.message}")
+        for label, problem in o.problems.items():
+            details.append(f"{o.spec.name}: {label}: {problem}")
+    for error in invalid:
+        details.append(f"invalid case: {error}")
+    for folder in undeclared:
+        details.append(f"not a case yet (no case.toml): {folder}")
+    if details:
+        lines.append("")
+        lines.extend(details)
+    lines.append("")
+    lines.append("result: " + ("ok" if t.ok else "FAIL"))
+    return "\n".join(lines)
+
+
+def render_json(root: Path, outcomes: list[CaseOutcome], invalid: list[CaseFileError],
+                undeclared: list[Path]) -> str:
+    t = totals(outcomes, len(invalid))
+    payload = {
+        "netdoctor": __version__,
+        "date": datetime.date.today().isoformat(),
+        "dir": str(root),
+        "ok": t.ok,
+        "totals": t.to_dict(),
+        "cases": [o.to_dict() for o in outcomes],
+        "invalid": [{"path": str(e.path), "problem": e.problem} for e in invalid],
+        "undeclared": [str(p) for p in undeclared],
+    }
+    return json.dumps(payload, indent=2, allow_nan=False)
+
+
+def run(args) -> int:
+    root = Path(args.dir)
+    if not root.exists():
+        print(f"netdoctor: {root}: no such folder", file=sys.stderr)
+        return EXIT_USAGE
+    paths = find_cases(root)
+    if not paths:
+        print(f"netdoctor: no case study (a folder with case.toml) under {root}", file=sys.stderr)
+        return EXIT_USAGE
+    specs, invalid = [], []
+    for path in paths:
+        try:
+            specs.append(load_case(path))
+        except CaseFileError as exc:
+            invalid.append(exc)
+    jobs = args.jobs if args.jobs and args.jobs > 0 else (os.cpu_count() or 1)
+    show = not args.quiet and sys.stderr.isatty()
+    outcomes = run_all(specs, jobs, show_progress=show)
+    undeclared = folders_without_case(root)
+    render = render_json if args.format == "json" else render_text
+    sys.stdout.write(render(root, outcomes, invalid, undeclared) + "\n")
+    sys.stdout.flush()
+    return EXIT_OK if totals(outcomes, len(invalid)).ok else EXIT_FAIL

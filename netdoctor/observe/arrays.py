@@ -1,0 +1,291 @@
+"""Finding the arrays of a running program, and reaching them again later.
+
+A user's network keeps its arrays wherever it likes: attributes of ``self``
+(``self.W1``), dicts and lists inside it (``self.weights_dict[1]``,
+``self.weights[0]``), module globals (``W1``), locals of the function that runs
+the training loop (``hidden_weights`` inside ``train()``), or a dict passed from
+``main()`` to ``forward(params, x)``.
+
+:func:`discover` walks such places (bounded in depth and breadth) and returns each
+distinct array once, with a :class:`Path` that says how to reach it *again*: not
+the array itself (code like ``W = W - lr * g`` replaces it every step) but the
+way to it, e.g. "attribute ``weights_dict`` of the watched object, item ``1``".
+
+Arrays are never copied here; :func:`fingerprint` gives a cheap digest that
+changes when an array is replaced or modified in place.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+# Breadth and depth limits of a walk: a network's arrays sit a few levels deep at most,
+# and a container with thousands of entries holds data, not layers.
+MAX_DEPTH = 4
+MAX_ITEMS = 64
+MAX_ARRAYS = 400
+# Arrays up to this many elements are digested in full (and may be copied when a
+# comparison needs them); bigger ones by a fixed sample of entries.
+SMALL = 4096
+_SAMPLE = np.random.default_rng(1234).integers(0, 2**62, size=48, dtype=np.int64)
+
+
+# --- where an array lives -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Root:
+    """The start of a path.
+
+    kind: "object" (an object we hold: the watched model, a ``self``),
+          "globals" (variable `label` of a module's namespace `obj`), "local" (a local variable of the
+          innermost running frame of ``code``), "result" (what ``code`` returned,
+          only at its return) or "arg" (an argument of ``code``, at its call).
+    """
+
+    kind: str
+    label: str                 # "" for the watched object itself; a variable name otherwise
+    code: Any = None           # the code object for "local"/"result"/"arg" roots
+    obj: Any = None            # the object for "object"/"globals" roots (held strongly)
+
+    def key(self) -> tuple:
+        target = id(self.obj) if self.kind in ("object", "globals") else id(self.code)
+        return (self.kind, self.label, target)
+
+
+@dataclass(frozen=True)
+class Path:
+    root: Root
+    steps: tuple[tuple[str, Any], ...] = ()   # ("attr", name) / ("item", key)
+
+    @property
+    def name(self) -> str:
+        """How the user would write it: ``weights_dict[1]``, ``W1``, ``params['W1']``."""
+        text = self.root.label
+        if self.root.kind == "result":
+            text = f"{_code_name(self.root.code)}()"
+        for kind, key in self.steps:
+            if kind == "attr":
+                text = f"{text}.{key}" if text else str(key)
+            else:
+                text = f"{text}[{key!r}]"
+        return text
+
+    def key(self) -> tuple:
+        return (self.root.key(), self.steps)
+
+    def resolve(self, ctx: "Context") -> Any:
+        """The value at this path now, or None when it cannot be reached."""
+        value = ctx.root_value(self.root)
+        for kind, key in self.steps:
+            if value is None:
+                return None
+            try:
+                value = getattr(value, key) if kind == "attr" else value[key]
+            except Exception:  # noqa: BLE001 - a path may stop existing; that is an answer
+                return None
+        return value
+
+    def array(self, ctx: "Context") -> np.ndarray | None:
+        value = self.resolve(ctx)
+        return value if isinstance(value, np.ndarray) else None
+
+
+def _code_name(code: Any) -> str:
+    return getattr(code, "co_qualname", None) or getattr(code, "co_name", "?")
+
+
+class Context:
+    """What roots mean at one moment: the running frame, and what it returned."""
+
+    __slots__ = ("frame", "result", "_locals_cache")
+
+    def __init__(self, frame: types.FrameType | None, result: Any = None):
+        self.frame = frame
+        self.result = result
+        self._locals_cache: dict[int, dict] = {}
+
+    def frame_of(self, code: Any) -> types.FrameType | None:
+        frame = self.frame
+        depth = 0
+        while frame is not None and depth < 64:
+            if frame.f_code is code:
+                return frame
+            frame = frame.f_back
+            depth += 1
+        return None
+
+    def locals_of(self, code: Any) -> dict | None:
+        cached = self._locals_cache.get(id(code))
+        if cached is not None:
+            return cached
+        frame = self.frame_of(code)
+        if frame is None:
+            return None
+        try:
+            values = frame.f_locals
+        except Exception:  # noqa: BLE001
+            return None
+        self._locals_cache[id(code)] = values
+        return values
+
+    def root_value(self, root: Root) -> Any:
+        kind = root.kind
+        if kind == "object":
+            return root.obj
+        if kind == "globals":
+            return root.obj.get(root.label)
+        if kind in ("local", "arg"):
+            values = self.locals_of(root.code)
+            return None if values is None else values.get(root.label)
+        if kind == "result":
+            if self.frame is not None and self.frame.f_code is root.code:
+                return self.result
+            return None
+        return None
+
+
+# --- walking ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Found:
+    path: Path
+    array: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def is_numeric(a: np.ndarray) -> bool:
+    return a.dtype.kind in "fiu" and a.size > 0
+
+
+class UserTypes:
+    """Which objects are the user's own (worth looking inside): instances of classes
+    defined in the user's files, plus plain namespaces."""
+
+    def __init__(self, user_files: Iterable[str]):
+        self.files = set(user_files)
+        self._cache: dict[type, bool] = {}
+
+    def __call__(self, value: Any) -> bool:
+        cls = type(value)
+        known = self._cache.get(cls)
+        if known is None:
+            known = self._cache[cls] = self._is_user_class(cls)
+        return known
+
+    def _is_user_class(self, cls: type) -> bool:
+        if cls is types.SimpleNamespace:
+            return True
+        if isinstance(cls, type) and cls.__module__ in ("builtins",):
+            return False
+        for attr in vars(cls).values():
+            func = getattr(attr, "__func__", attr)
+            code = getattr(func, "__code__", None)
+            if code is not None and code.co_filename in self.files:
+                return True
+        module = sys.modules.get(cls.__module__)
+        return getattr(module, "__file__", None) in self.files
+
+
+def discover(
+    sources: Iterable[tuple[Root, Any]],
+    is_user_object: Callable[[Any], bool],
+    *,
+    skip: Callable[[Any], bool] | None = None,
+    max_arrays: int = MAX_ARRAYS,
+) -> dict[int, Found]:
+    """Every distinct numeric array reachable from `sources`, keyed by id.
+
+    Sources are walked in the order given, so the first path to an array names it:
+    put the most stable places (the watched object, module globals, the outermost
+    frame) first.
+    """
+    found: dict[int, Found] = {}
+    seen: set[int] = set()
+
+    def visit(value: Any, root: Root, steps: tuple, depth: int) -> None:
+        if len(found) >= max_arrays:
+            return
+        if isinstance(value, np.ndarray):
+            if id(value) not in found and is_numeric(value):
+                found[id(value)] = Found(Path(root, steps), value)
+            return
+        if depth >= MAX_DEPTH or value is None or isinstance(value, (str, bytes, int, float, bool)):
+            return
+        if skip is not None and skip(value):
+            return
+        ident = id(value)
+        if ident in seen:
+            return
+        if isinstance(value, dict):
+            seen.add(ident)
+            for count, (key, item) in enumerate(list(value.items())):
+                if count >= MAX_ITEMS:
+                    break
+                if isinstance(key, (str, int)) and not (isinstance(key, str) and key.startswith("__")):
+                    visit(item, root, steps + (("item", key),), depth + 1)
+        elif isinstance(value, (list, tuple)):
+            seen.add(ident)
+            for index, item in enumerate(value[:MAX_ITEMS]):
+                visit(item, root, steps + (("item", index),), depth + 1)
+        elif is_user_object(value):
+            seen.add(ident)
+            try:
+                attrs = vars(value)
+            except TypeError:
+                return
+            for count, (key, item) in enumerate(list(attrs.items())):
+                if count >= MAX_ITEMS:
+                    break
+                if not key.startswith("__"):
+                    visit(item, root, steps + (("attr", key),), depth + 1)
+
+    for root, value in sources:
+        if root.kind == "globals":
+            # A module's namespace: its names are top-level variables, not dict items.
+            seen.add(id(value))
+            for key, item in list(value.items()):
+                if not isinstance(key, str) or key.startswith("__"):
+                    continue
+                if isinstance(item, (types.ModuleType, type, types.FunctionType)):
+                    continue
+                # The path is just the variable's name, written bare.
+                visit(item, Root("globals", key, obj=value), (), 1)
+        else:
+            visit(value, root, (), 0)
+    return found
+
+
+# --- digests -------------------------------------------------------------------------------
+
+
+def fingerprint(a: np.ndarray) -> tuple:
+    """A cheap digest that changes when `a` is replaced or modified in place.
+
+    Small arrays are hashed in full; big ones by a fixed sample of entries (an SGD
+    step changes nearly every entry of a weight matrix, so a sample sees it).
+    """
+    if a.size <= SMALL:
+        try:
+            return (id(a), a.shape, hash(a.tobytes()))
+        except Exception:  # noqa: BLE001
+            return (id(a), a.shape, None)
+    idx = _SAMPLE % a.size
+    return (id(a), a.shape, hash(a.reshape(-1)[idx].tobytes()) if a.flags.c_contiguous
+            else hash(a.flat[idx].tobytes()))
+
+
+def small_copy(a: np.ndarray, limit: int = SMALL) -> np.ndarray | None:
+    """A float64 copy of a small array (None for big ones: those are summarised, not kept)."""
+    if a.size > limit:
+        return None
+    return np.array(a, dtype=np.float64, copy=True)

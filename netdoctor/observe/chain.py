@@ -1,0 +1,802 @@
+"""The layer chain x -> z -> a, inferred from a program's arrays by shape and value.
+
+At a moment when a forward pass has just run, a hand-written network's arrays
+satisfy, layer after layer,
+
+    z = x @ W + b   (or W @ x + b, x @ W.T + b, W.T @ x + b)     and     a = f(z)
+
+with the previous layer's ``a`` as the next ``x``. :func:`find_chain` searches the
+arrays found in the program for such links (exactly, up to rounding), and strings
+them into the longest chain. That tells, without any naming convention, which
+arrays are weights and biases (the parameters), which are pre-activations and
+activations, the weight layout ((in, out) or (out, in)), where the samples are
+(rows or columns), and what each layer's function is (a known function matched
+by value, or a user function seen mapping that ``z`` to that ``a``).
+
+Conventions used throughout netdoctor's observer: an array in *rows form* has
+samples in rows and units in columns, ``(n, units)``; a weight in *(in, out)
+form* maps rows form to rows form, ``z = x @ W + b``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import CodeType
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from .arrays import Context, Found, Path
+
+# The four ways a weight matrix meets its input.
+#   op     product      samples in   weight form
+OPS = {
+    "xW": ("x @ W", "rows", "in_out"),
+    "Wx": ("W @ x", "cols", "out_in"),
+    "xWt": ("x @ W.T", "rows", "out_in"),
+    "Wtx": ("W.T @ x", "cols", "in_out"),
+}
+MAX_WEIGHTS = 40       # weight candidates tried at one moment
+MAX_INPUTS = 120       # input candidates per weight
+MAX_LINK_CANDIDATES = 400
+
+
+def relative_tolerance(*arrays: np.ndarray) -> float:
+    """How closely a recomputation must agree: rounding of the least precise array."""
+    lowest = min((a.dtype.itemsize for a in arrays if a.dtype.kind == "f"), default=8)
+    return 1e-4 if lowest <= 4 else 1e-9
+
+
+def product(op: str, W: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """W applied to x as `op` says, in float64; None when the shapes do not fit."""
+    if W.ndim != 2 or x.ndim not in (1, 2):
+        return None
+    r, c = W.shape
+    if x.ndim == 1:
+        # A single sample: W @ x and x @ W.T agree, as do x @ W and W.T @ x.
+        if op == "xW" and x.shape[0] == r:
+            return x.astype(np.float64) @ W.astype(np.float64)
+        if op == "Wx" and x.shape[0] == c:
+            return W.astype(np.float64) @ x.astype(np.float64)
+        return None
+    if op == "xW" and x.shape[1] == r:
+        return x.astype(np.float64) @ W.astype(np.float64)
+    if op == "Wx" and x.shape[0] == c:
+        return W.astype(np.float64) @ x.astype(np.float64)
+    if op == "xWt" and x.shape[1] == c:
+        return x.astype(np.float64) @ W.T.astype(np.float64)
+    if op == "Wtx" and x.shape[0] == r:
+        return W.T.astype(np.float64) @ x.astype(np.float64)
+    return None
+
+
+def samples_of(op: str) -> str:
+    return OPS[op][1]
+
+
+def rows(a: np.ndarray, samples: str) -> np.ndarray:
+    """`a` in rows form (n, units) as a float64 view or copy."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 1:
+        return a.reshape(1, -1)
+    if a.ndim == 0:
+        return a.reshape(1, 1)
+    return a.T if samples == "cols" else a
+
+
+def unrows(a: np.ndarray, samples: str, like_shape: tuple) -> np.ndarray:
+    """Back from rows form to the user's shape."""
+    out = a.T if samples == "cols" else a
+    return out.reshape(like_shape)
+
+
+# --- known functions, evaluated in rows form --------------------------------------------------
+
+
+def known_functions() -> list[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
+    """(name, f) for every catalogue function, f taking and giving rows form."""
+    from .. import identify
+
+    out = []
+    for entry in identify.FUNCTIONS:
+        if entry.name == "leaky_relu":
+            continue  # slope varies between codes: matched separately
+        out.append((entry.name, entry.function))
+    return out
+
+
+def leaky_slope(z: np.ndarray, a: np.ndarray) -> float | None:
+    """The negative-side slope if `a` is a leaky ReLU of `z` (None if not, or not shown)."""
+    neg = z < -1e-12
+    if not neg.any():
+        return None
+    slopes = a[neg] / z[neg]
+    slope = float(np.median(slopes))
+    if not (0.0 < slope < 1.0) or np.abs(slopes - slope).max() > 1e-6:
+        return None
+    return slope
+
+
+def function_of(name: str, slope: float | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The rows-form callable for a catalogue name (None if unknown)."""
+    from .. import activations as act
+    from .. import identify
+
+    if name == "leaky_relu":
+        s = act.LEAKY_SLOPE if slope is None else slope
+        return lambda z: np.where(z > 0, z, s * z)
+    for entry in identify.FUNCTIONS:
+        if entry.name == name:
+            return entry.function
+    return None
+
+
+def matches(a: np.ndarray, b: np.ndarray, rtol: float) -> bool:
+    if a.shape != b.shape:
+        return False
+    with np.errstate(all="ignore"):
+        scale = max(float(np.max(np.abs(a))) if a.size else 0.0, float(np.max(np.abs(b))) if b.size else 0.0, 1e-30)
+        diff = np.abs(a - b)
+        return bool(np.all(diff <= rtol * 10 * scale + 1e-300)) if np.isfinite(scale) else False
+
+
+# --- the inferred structure ------------------------------------------------------------------------
+
+
+@dataclass
+class LayerSpec:
+    W: Path
+    op: str
+    x: Path
+    b: Path | None = None
+    z: Path | None = None              # stored pre-activation (None: computed from x, W, b)
+    a: Path | None = None              # stored activation (None: the layer's output is z)
+    function: str | None = None        # catalogue name matched by value
+    slope: float | None = None         # for a leaky ReLU
+    function_code: CodeType | None = None  # user function seen computing a = f(z)
+    w_shape: tuple = ()
+    b_shape: tuple | None = None
+
+    @property
+    def samples(self) -> str:
+        return OPS[self.op][1]
+
+    @property
+    def weight_form(self) -> str:
+        return OPS[self.op][2]
+
+    @property
+    def fan_in(self) -> int:
+        r, c = self.w_shape
+        return r if self.weight_form == "in_out" else c
+
+    @property
+    def fan_out(self) -> int:
+        r, c = self.w_shape
+        return c if self.weight_form == "in_out" else r
+
+    @property
+    def out(self) -> Path:
+        return self.a if self.a is not None else self.z  # type: ignore[return-value]
+
+    def param_paths(self) -> list[Path]:
+        return [self.W] + ([self.b] if self.b is not None else [])
+
+
+@dataclass
+class ChainSpec:
+    layers: list[LayerSpec]
+    value_links: int = 0               # links made by equal values rather than the same array
+
+    @property
+    def input(self) -> Path:
+        return self.layers[0].x
+
+    @property
+    def output(self) -> Path:
+        return self.layers[-1].out
+
+    @property
+    def samples(self) -> str:
+        return self.layers[0].samples
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].fan_in
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].fan_out
+
+    def param_paths(self) -> list[Path]:
+        return [p for layer in self.layers for p in layer.param_paths()]
+
+    def score(self) -> tuple:
+        # A stored activation explained by a known or observed function beats a bare z.
+        with_function = sum(1 for l in self.layers if l.a is not None and (l.function or l.function_code))
+        with_bias = sum(1 for l in self.layers if l.b is not None)
+        # W @ x and x @ W.T give the same numbers with the roles of W and x swapped; code
+        # keeps one convention for all its layers, so a consistent chain is the real one.
+        consistent = sum(1 for l in self.layers if l.samples == self.layers[0].samples)
+        named = sum(1 for l in self.layers if _looks_like_weight(l.W.name))
+        return (len(self.layers), consistent, with_function, with_bias, named, -self.value_links)
+
+    def describe(self) -> str:
+        parts = [self.input.name]
+        for layer in self.layers:
+            f = layer.function or (layer.function_code.co_name if layer.function_code else "?")
+            parts.append(f"{f}({OPS[layer.op][0].replace('W', layer.W.name)}"
+                         f"{' + ' + layer.b.name if layer.b else ''})")
+        return " -> ".join(parts)
+
+
+def _looks_like_weight(name: str) -> bool:
+    leaf = name.lower().rsplit(".", 1)[-1].split("[")[-1].strip("'\"]")
+    return leaf.startswith("w") or "weight" in name.lower() or "kernel" in name.lower()
+
+
+@dataclass
+class ObservedForward:
+    """A validated forward pass: arrays in rows form, as the program holds them now."""
+
+    x: np.ndarray
+    zs: list[np.ndarray]
+    acts: list[np.ndarray]
+    raw_x: np.ndarray
+    raw_out: np.ndarray
+    params: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)
+
+
+# --- searching ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Link:
+    W: Found
+    op: str
+    x: Found
+    b: Found | None
+    z: Found | None                  # None: z is a temporary the code never kept
+    a: Found | None = None
+    function: str | None = None
+    slope: float | None = None
+    function_code: CodeType | None = None
+    members: dict[int, tuple] = field(default_factory=dict)   # id -> fingerprint when found
+
+    @property
+    def out(self) -> Found:
+        return self.a if self.a is not None else self.z  # type: ignore[return-value]
+
+
+def _functions() -> list[tuple[str, float | None, Callable[[np.ndarray], np.ndarray]]]:
+    """Catalogue functions to try as a = f(z), plus leaky ReLUs of the usual slopes."""
+    out = [(name, None, f) for name, f in known_functions() if name != "identity"]
+    for slope in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3):
+        out.append(("leaky_relu", slope, lambda z, s=slope: np.where(z > 0, z, s * z)))
+    return out
+
+
+def _inverses() -> list[tuple[str, float | None, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]]:
+    """(name, slope, a -> (z, usable mask)) for functions whose z can be read back from a.
+
+    Entries where the function is flat (saturated sigmoid, a relu's zeros) tell nothing
+    about z and are masked out; the link is then confirmed forwards on all entries.
+    """
+
+    def clipped(a, lo, hi):
+        return (a > lo + 1e-9) & (a < hi - 1e-9)
+
+    def logit(p):
+        return np.log(p) - np.log1p(-p)
+
+    out = [
+        ("sigmoid", None, lambda a: (logit(np.clip(a, 1e-300, 1 - 1e-16)), clipped(a, 0.0, 1.0))),
+        ("tanh", None, lambda a: (np.arctanh(np.clip(a, -1 + 1e-16, 1 - 1e-16)), clipped(a, -1.0, 1.0))),
+        ("relu", None, lambda a: (a, a > 0)),
+        ("softplus", None, lambda a: (np.log(np.expm1(np.maximum(a, 1e-300))), a > 1e-9)),
+        ("double_sigmoid", None,
+         lambda a: (-logit(np.clip(1.0 / np.maximum(a, 1e-300) - 1.0, 1e-300, 1 - 1e-16)), clipped(a, 0.5, 1.0))),
+        ("sigmoid_of_sigmoid", None,
+         lambda a: (logit(np.clip(logit(np.clip(a, 1e-300, 1 - 1e-16)), 1e-300, 1 - 1e-16)),
+                    clipped(a, 0.5, 0.7310585786300049))),
+    ]
+    return out
+
+
+def _x_shape(op: str, W_shape: tuple, out_shape: tuple) -> tuple | None:
+    """The input shape that `op` with this weight maps to `out_shape` (None if none)."""
+    r, c = W_shape
+    if len(out_shape) == 1:
+        if op == "xW" and out_shape[0] == c:
+            return (r,)
+        if op == "Wx" and out_shape[0] == r:
+            return (c,)
+        return None
+    n0, n1 = out_shape
+    if op == "xW" and n1 == c:
+        return (n0, r)
+    if op == "Wx" and n0 == r:
+        return (c, n1)
+    if op == "xWt" and n1 == r:
+        return (n0, c)
+    if op == "Wtx" and n0 == c:
+        return (r, n1)
+    return None
+
+
+def _bias_row(d: np.ndarray, samples: str, tol: float) -> np.ndarray | None:
+    """d as one bias vector broadcast over samples, or None if it varies across samples."""
+    if d.ndim == 1:
+        return d
+    r = d[0] if samples == "rows" else d[:, 0]
+    spread = d - (r[None, :] if samples == "rows" else r[:, None])
+    return r if np.all(np.abs(spread) <= tol) else None
+
+
+def _informative(a: np.ndarray) -> bool:
+    """Not all equal, not all zero, finite: only such arrays can prove a link."""
+    if a.size == 0 or not np.isfinite(a).all():
+        return False
+    return a.size == 1 or bool(a.max() > a.min())
+
+
+class ChainSearch:
+    """Incremental search for the layer chain.
+
+    Called at every checkpoint with the arrays found there, it only examines arrays
+    that are new or changed since the previous call, as possible outputs of a layer
+    (a pre-activation, or an activation), and keeps the links it found while their
+    arrays stay unchanged. A weight must be older than what it produced: arrays are
+    aged by the call at which they last changed.
+    """
+
+    def __init__(self, params: set[int] | None = None):
+        self.params = params
+        self.calls_seen = 0
+        self.fps: dict[int, tuple] = {}
+        self.age: dict[int, int] = {}
+        self.links: list[_Link] = []
+        self.functions = _functions()
+        self.inverses = _inverses()
+        self._products_seen: dict[tuple, Any] = {}
+        self._informative_seen: dict[tuple, bool] = {}
+
+    def update(self, found: dict[int, Found], calls=(), params: set[int] | None = None) -> ChainSpec | None:
+        from .arrays import fingerprint
+
+        if params is not None:
+            self.params = params
+        self.calls_seen += 1
+        now = self.calls_seen
+        fps, new = {}, []
+        for i, f in found.items():
+            if f.array.ndim not in (1, 2) or f.array.size == 0:
+                continue
+            fp = fingerprint(f.array)
+            fps[i] = fp
+            if self.fps.get(i) != fp:
+                new.append(f)
+                # Arrays already there at the first look count as older than anything.
+                self.age[i] = now if self.fps or now > 1 else 0
+        self.fps = fps
+        if len(self._informative_seen) > 20_000:
+            self._informative_seen.clear()
+        kept = []
+        for link in self.links:
+            def valid(m: Found | None) -> bool:
+                return m is not None and fps.get(id(m.array)) == link.members.get(id(m.array))
+
+            core = [m for m in (link.W, link.x, link.b) if m is not None]
+            if not all(valid(m) for m in core):
+                continue
+            if link.z is not None and not valid(link.z):
+                if link.a is None or not valid(link.a):
+                    continue
+                # z was a temporary (e.g. a function's argument) and is gone: a still holds.
+                link.members.pop(id(link.z.array), None)
+                link.z = None
+            if link.a is not None and not valid(link.a):
+                if link.z is None:
+                    continue  # its z was read from this activation: gone with it
+                # The activation was replaced (e.g. overwritten by an output function): the z stays.
+                link.members.pop(id(link.a.array), None)
+                link.a, link.function, link.slope, link.function_code = None, None, None, None
+            # Name each array by where it is found now (a result becomes a stored attribute).
+            link.W, link.x = found.get(id(link.W.array), link.W), found.get(id(link.x.array), link.x)
+            link.b = None if link.b is None else found.get(id(link.b.array), link.b)
+            link.z = None if link.z is None else found.get(id(link.z.array), link.z)
+            link.a = None if link.a is None else found.get(id(link.a.array), link.a)
+            kept.append(link)
+        self.links = kept
+        if new:
+            with np.errstate(all="ignore"):
+                self._search(found, new, list(calls))
+        return _longest(self.links) if self.links else None
+
+    # -- the search proper ---------------------------------------------------------------------------
+    def _search(self, found: dict[int, Found], new: list[Found], calls: list) -> None:
+        items = [f for i, f in found.items() if i in self.fps]
+        by_shape: dict[tuple, list[Found]] = {}
+        for f in items:
+            by_shape.setdefault(f.array.shape, []).append(f)
+        # Arrays already placed as an input, z, activation or bias are not weights.
+        placed = {id(m.array) for l in self.links for m in (l.x, l.z, l.a, l.b) if m is not None}
+        weights = [f for f in items if f.array.ndim == 2 and f.array.dtype.kind == "f"
+                   and id(f.array) not in placed
+                   and (self.params is None or id(f.array) in self.params)][:MAX_WEIGHTS]
+        biases: dict[int, list[Found]] = {}
+        for f in items:
+            a = f.array
+            if a.dtype.kind == "f" and (a.ndim == 1 or 1 in a.shape) and (self.params is None or id(a) in self.params):
+                biases.setdefault(a.size, []).append(f)
+        ctx = (by_shape, weights, biases, calls)
+        fresh = [f for f in new if _informative(f.array)]
+        # New pre-activations first, so that a new activation can attach to a z found now.
+        for N in fresh:
+            for link in self._as_preactivation(N, N.array.astype(np.float64), None, ctx):
+                self.links.append(link)
+        placed = {id(m.array) for l in self.links for m in (l.W, l.b, l.z) if m is not None}
+        for N in fresh:
+            if not self._attach(N, ctx) and id(N.array) not in placed:
+                self._as_activation_of_temporary(N, ctx)
+
+    def _older(self, a: np.ndarray, than: np.ndarray, strict: bool) -> bool:
+        aa, bb = self.age.get(id(a), 0), self.age.get(id(than), 0)
+        return aa < bb or aa == 0 or (not strict and aa == bb)
+
+    def _as_preactivation(self, N: Found, target: np.ndarray, mask, ctx, produced: Found | None = None):
+        """Links with op(W, x) + b == target (on `mask`): N is their z (or, with `produced`,
+        `target` is the z read back from the activation `produced`)."""
+        products = list(self._products(N, target.shape, ctx, produced))
+        return self._match(products, N, target, mask, ctx[2], produced)
+
+    def _match(self, products, N, target, mask, biases, produced) -> list[_Link]:
+        """The products p with target == p (+ a bias found among the arrays), all at once."""
+        links = []
+        for samples in ("rows", "cols"):
+            group = [item for item in products if samples_of(item[1]) == samples]
+            if not group:
+                continue
+            P = np.stack([rows(item[3], samples) for item in group])          # (m, n, units)
+            T = rows(target, samples)[None]
+            D = T - P
+            if mask is not None:
+                D = np.where(rows(mask, samples)[None], D, np.nan)
+            rtol = max(relative_tolerance(N.array, *(item[0].array for item in group[:1])),
+                       1e-6 if mask is not None else 0.0)   # z read back through f is less precise
+            scale = np.maximum(np.nanmax(np.abs(P), axis=(1, 2)), np.nanmax(np.abs(np.where(np.isnan(D), np.nan, T)),
+                                                                              axis=(1, 2)))
+            tol = rtol * 10 * np.maximum(scale, 1e-30)                           # (m,)
+            finite = np.isfinite(D)
+            absD = np.where(finite, np.abs(D), 0.0)
+            no_bias = finite.any(axis=(1, 2)) & (absD.max(axis=(1, 2)) <= tol)
+            first = np.argmax(finite, axis=1)                                    # (m, units)
+            R = np.take_along_axis(D, first[:, None, :], axis=1)[:, 0, :]        # (m, units)
+            R = np.where(finite.any(axis=1), R, np.nan)
+            spread = np.where(finite, np.abs(D - R[:, None, :]), 0.0).max(axis=(1, 2))
+            constant = spread <= tol
+            candidates = [B for B in biases.get(R.shape[1], ()) if B is not N and B is not produced]
+            hit = np.full(len(group), -1)
+            if candidates and constant.any():
+                Bm = np.stack([B.array.astype(np.float64).reshape(-1) for B in candidates])   # (k, units)
+                close = np.abs(Bm[None, :, :] - R[:, None, :]) <= tol[:, None, None]        # (m, k, units)
+                close |= np.isnan(R)[:, None, :]
+                ok = close.all(axis=2) & constant[:, None]
+                hit = np.where(ok.any(axis=1), np.argmax(ok, axis=1), -1)
+            zeros = [B for B in candidates if not np.any(B.array)]
+            for k, (W, op, x, p) in enumerate(group):
+                bias = None
+                if not no_bias[k]:
+                    if hit[k] < 0:
+                        continue
+                    bias = candidates[hit[k]]
+                    if bias is W or bias is x:
+                        continue
+                elif zeros:
+                    # z = x W exactly: either no bias, or a bias still at its initial zeros.
+                    bias = _zero_bias(W, zeros)
+                members = {id(m.array): self.fps[id(m.array)] for m in (W, x, N, bias, produced) if m is not None}
+                if produced is None:
+                    links.append(_Link(W, op, x, bias, N, members=members))
+                else:
+                    links.append(_Link(W, op, x, bias, None, a=produced, members=members))
+        return links
+
+    def _products(self, N: Found, shape: tuple, ctx, produced: Found | None):
+        """(W, op, x, op(W, x)) for every weight older than N and input not newer than N."""
+        by_shape, weights, _, _ = ctx
+        out_array = N.array
+        for W in weights:
+            if W is N or W is produced or not self._older(W.array, out_array, strict=True):
+                continue
+            for op in OPS:
+                xs = _x_shape(op, W.array.shape, shape)
+                if xs is None:
+                    continue
+                for x in by_shape.get(xs, ()):
+                    if x is W or x is N or x is produced or not self._older(x.array, out_array, strict=False):
+                        continue
+                    if not self._informative(x.array):
+                        continue
+                    key = (id(W.array), self.fps.get(id(W.array)), id(x.array), self.fps.get(id(x.array)), op)
+                    p = self._products_seen.get(key)
+                    if p is None:
+                        p = product(op, W.array, x.array)
+                        # An all-zero product says nothing about which arrays are linked.
+                        p = p if p is not None and np.any(p) and np.isfinite(p).all() else False
+                        if len(self._products_seen) > 20_000:
+                            self._products_seen.clear()
+                        self._products_seen[key] = p
+                    if p is False:
+                        continue
+                    yield W, op, x, p
+
+    def _informative(self, a: np.ndarray) -> bool:
+        key = (id(a), self.fps.get(id(a)))
+        known = self._informative_seen.get(key)
+        if known is None:
+            known = self._informative_seen[key] = _informative(a)
+        return known
+
+    def _attach(self, N: Found, ctx) -> bool:
+        """N as the activation of a link's stored z: a = f(z) for a known or observed f."""
+        _, _, _, calls = ctx
+        attached = False
+        for link in self.links:
+            Z = link.z
+            if Z is None or link.a is not None or Z.array.shape != N.array.shape or Z is N:
+                continue
+            if not self._older(Z.array, N.array, strict=False):
+                continue
+            samples = samples_of(link.op)
+            zr, ar = rows(Z.array, samples), rows(N.array, samples)
+            tol = max(relative_tolerance(Z.array, N.array), 1e-7)
+            code = _call_between(calls, Z, N, tol)
+            name, slope = _named(self.functions, zr, ar, tol)
+            if code is None and name is None:
+                continue
+            link.a, link.function, link.slope, link.function_code = N, name, slope, code
+            link.members[id(N.array)] = self.fps[id(N.array)]
+            attached = True
+        return attached
+
+    def _as_activation_of_temporary(self, N: Found, ctx) -> None:
+        """N as a = f(op(W, x) + b) where z was never kept: z is read back through f
+        (or taken from a user function seen computing N)."""
+        _, _, _, calls = ctx
+        for code, call in reversed(calls):
+            if call.result_id == id(N.array):
+                arg = next((a for a in call.args if np.shape(a) == N.array.shape), None)
+                if arg is None:
+                    continue
+                target = np.asarray(arg, dtype=np.float64)
+                links = self._as_preactivation(N, target, None, ctx, produced=N)
+                for link in links:
+                    samples = samples_of(link.op)
+                    link.function, link.slope = _named(self.functions, rows(target, samples),
+                                                       rows(N.array, samples), 1e-7)
+                    link.function_code = code
+                    self.links.append(link)
+                if links:
+                    return
+        a = N.array.astype(np.float64)
+        products = None
+        for name, slope, inverse in self.inverses:
+            z_hat, mask = inverse(a)
+            if mask.sum() < max(2, a.size // 2):
+                continue
+            if products is None:
+                products = list(self._products(N, a.shape, ctx, N))
+                if not products:
+                    return
+            links = self._match(products, N, z_hat, mask, ctx[2], N)
+            confirmed = []
+            f = function_of(name, slope)
+            for link in links:
+                samples = samples_of(link.op)
+                p = product(link.op, link.W.array, link.x.array)
+                z = p if link.b is None else p + _bias_shaped(link.b.array, p.shape, samples)
+                if matches(unrows(f(rows(z, samples)), samples, z.shape), a, 1e-6):
+                    link.function, link.slope = name, slope
+                    confirmed.append(link)
+            if confirmed:
+                self.links.extend(confirmed)
+                return
+
+
+def _zero_bias(W: Found, zeros: list[Found]) -> Found | None:
+    """The all-zero array that is W's bias, judged by the names (W[1]/B[1], W1/b1, ...)."""
+    best, best_score = None, 0
+    for B in zeros:
+        score = _affinity(W.path, B.path)
+        if score > best_score:
+            best, best_score = B, score
+    return best
+
+
+def _affinity(w: Path, b: Path) -> int:
+    """How much two paths look like a layer's weight and bias (0: not at all)."""
+    score = 0
+    if w.steps and b.steps and w.steps[-1][0] == "item" and w.steps[-1] == b.steps[-1] and w.steps != b.steps:
+        score += 3                       # weights[1] / biases[1], W[0] / b[0]
+    wn, bn = w.name.lower(), b.name.lower()
+    digits_w = "".join(ch for ch in wn if ch.isdigit())
+    digits_b = "".join(ch for ch in bn if ch.isdigit())
+    if digits_w and digits_w == digits_b:
+        score += 2                       # W1 / b1
+    leaf = bn.rsplit(".", 1)[-1].split("[")[0].strip("'\"")
+    if leaf.startswith("b") or "bias" in bn:
+        score += 1
+    return score if score >= 2 else 0
+
+
+def _bias_row_masked(d: np.ndarray, samples: str, tol: float) -> np.ndarray | None:
+    """Like _bias_row, ignoring NaN entries (masked out); NaN where no sample shows a unit."""
+    if d.ndim == 1:
+        return d
+    D = d if samples == "rows" else d.T
+    finite = np.isfinite(D)
+    first = np.argmax(finite, axis=0)                    # the first sample showing each unit
+    r = D[first, np.arange(D.shape[1])]
+    r = np.where(finite.any(axis=0), r, np.nan)
+    with np.errstate(all="ignore"):
+        spread = np.abs(D - r[None, :])
+    if np.any(spread[np.isfinite(spread)] > tol):
+        return None
+    return r
+
+
+def _call_between(calls, Z: Found, N: Found, tol: float) -> CodeType | None:
+    """A user function seen turning Z (this very array, or its values) into N.
+
+    A call that returned this very array is preferred to one that returned equal values.
+    """
+    calls = sorted(calls, key=lambda item: item[1].result_id != id(N.array))
+    for code, call in calls:
+        if call.result is None or np.shape(call.result) != N.array.shape:
+            continue
+        same_result = call.result_id == id(N.array) or matches(np.asarray(call.result, dtype=np.float64),
+                                                               N.array.astype(np.float64), tol)
+        if not same_result:
+            continue
+        if id(Z.array) in call.arg_ids or any(
+                np.shape(a) == Z.array.shape and matches(np.asarray(a, dtype=np.float64), Z.array.astype(np.float64), tol)
+                for a in call.args):
+            return code
+    return None
+
+
+def _named(functions, zr: np.ndarray, ar: np.ndarray, tol: float) -> tuple[str | None, float | None]:
+    """The catalogue function with a = f(z) (rows form), if one matches."""
+    for name, slope, f in functions:
+        try:
+            values = f(zr)
+        except Exception:  # noqa: BLE001
+            continue
+        if values.shape == ar.shape and matches(values, ar, tol):
+            return name, slope
+    return None, None
+
+
+def _bias_shaped(b: np.ndarray, shape: tuple, samples: str) -> np.ndarray:
+    v = b.astype(np.float64).reshape(-1)
+    if len(shape) == 1:
+        return v
+    return v.reshape(1, -1) if samples == "rows" else v.reshape(-1, 1)
+
+
+def find_chain(
+    arrays: Iterable[Found],
+    calls: Iterable[tuple[CodeType, Any]] = (),
+    *,
+    params: set[int] | None = None,
+) -> ChainSpec | None:
+    """The longest layer chain the arrays satisfy right now (None if there is none).
+
+    One-shot form of :class:`ChainSearch`. `calls` are recent user-function calls
+    ``(code, Call)`` whose (argument, result) pairs may link a pre-activation to its
+    activation; `params`, when given, are the ids of the only arrays that may serve
+    as weights and biases (roles named by the user).
+    """
+    found = {id(f.array): f for f in arrays}
+    return ChainSearch(params).update(found, calls)
+
+
+def _longest(links: list[_Link]) -> ChainSpec | None:
+    """String links into chains (a link's output is the next link's input) and keep the best."""
+    produced = {id(l.out.array) for l in links if l.out is not None}
+    by_input: dict[int, list[_Link]] = {}
+    for l in links:
+        by_input.setdefault(id(l.x.array), []).append(l)
+
+    best: ChainSpec | None = None
+
+    def extend(path: list[_Link], used: set[int]) -> None:
+        nonlocal best
+        last = path[-1]
+        nexts = [l for l in by_input.get(id(last.out.array), []) if id(l.W.array) not in used]
+        if not nexts:
+            spec = _spec(path)
+            if best is None or spec.score() > best.score():
+                best = spec
+            return
+        for l in nexts:
+            extend(path + [l], used | {id(l.W.array)})
+
+    starts = [l for l in links if l.out is not None and id(l.x.array) not in produced] or \
+             [l for l in links if l.out is not None]
+    for l in starts[:MAX_LINK_CANDIDATES]:
+        extend([l], {id(l.W.array)})
+    return best
+
+
+def _spec(path: list[_Link]) -> ChainSpec:
+    layers = []
+    for l in path:
+        layers.append(LayerSpec(
+            W=l.W.path, op=l.op, x=l.x.path,
+            b=l.b.path if l.b is not None else None,
+            z=l.z.path if l.z is not None else None,
+            a=l.a.path if l.a is not None else None,
+            function=l.function if l.a is not None else (l.function or "identity"),
+            slope=l.slope,
+            function_code=l.function_code,
+            w_shape=tuple(l.W.array.shape),
+            b_shape=tuple(l.b.array.shape) if l.b is not None else None,
+        ))
+    return ChainSpec(layers=layers)
+
+
+# --- checking a chain later ---------------------------------------------------------------------
+
+
+def observe(spec: ChainSpec, ctx: Context, *, check: bool = True) -> ObservedForward | None:
+    """The chain's arrays now, in rows form; None if they are missing or (with `check`)
+    no longer satisfy the links (e.g. the parameters moved since the forward pass)."""
+    x_raw = spec.input.array(ctx)
+    if x_raw is None:
+        return None
+    x = rows(x_raw, spec.samples)
+    zs, acts, params = [], [], []
+    current = x
+    raw_out = None
+    for layer in spec.layers:
+        W = layer.W.array(ctx)
+        b = layer.b.array(ctx) if layer.b is not None else None
+        if W is None or W.shape != layer.w_shape or (layer.b is not None and b is None):
+            return None
+        params.append((W, b))
+        Wio = W.astype(np.float64) if layer.weight_form == "in_out" else W.T.astype(np.float64)
+        if current.shape[1] != Wio.shape[0]:
+            return None
+        stored_z = layer.z.array(ctx) if layer.z is not None else None
+        if stored_z is not None:
+            z = rows(stored_z, layer.samples)
+            if check:
+                expect = current @ Wio + (0.0 if b is None else b.astype(np.float64).reshape(1, -1))
+                if z.shape != expect.shape or not matches(z, expect, relative_tolerance(W, stored_z)):
+                    return None
+        else:
+            z = current @ Wio + (0.0 if b is None else b.astype(np.float64).reshape(1, -1))
+        if layer.a is not None:
+            stored_a = layer.a.array(ctx)
+            if stored_a is None:
+                return None
+            a = rows(stored_a, layer.samples)
+            if a.shape != z.shape:
+                return None
+            if check and stored_z is None and layer.function is not None:
+                f = function_of(layer.function, layer.slope)
+                with np.errstate(all="ignore"):
+                    if f is not None and not matches(f(z), a, max(relative_tolerance(W, stored_a), 1e-7)):
+                        return None
+            raw_out = stored_a
+        else:
+            a = z
+            raw_out = stored_z if stored_z is not None else None
+        zs.append(z)
+        acts.append(a)
+        current = a
+    if raw_out is None:
+        raw_out = acts[-1]
+    return ObservedForward(x=x, zs=zs, acts=acts, raw_x=x_raw, raw_out=raw_out, params=params)

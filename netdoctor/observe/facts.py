@@ -1,0 +1,244 @@
+"""From an observer's state to a Trace: run facts, layers, and the one-off events.
+
+The per-step series are already in the observer's Recorder; this module adds
+what is known once (or known so far, for an early verdict): the layers and their
+parameters' names, what each user function computes ("function" events), the
+training data ("data"), the initial and final parameters ("param_init" /
+"param_final"), and which roles were inferred and which were not ("roles").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import identify, probes
+from ..trace import Event, Trace
+from ..types import LayerInfo, RunInfo
+from .arrays import Context
+from .chain import function_of
+from .functions import declared_name, function_payload, location_of
+
+HOW_TO_NAME = "watch(model, params=[...], output=...) with the names your code uses"
+
+
+def describe(obs: Any, status: str, final: bool) -> Trace:
+    info = RunInfo(name=obs.name, status=status, steps=int(obs.steps), source=obs.source)
+    events: list[Event] = list(obs.events)
+    tracker = obs.tracker
+    if tracker is None:
+        events.append(Event("roles", data={
+            "params": [], "gradients": [], "activations": [],
+            "ambiguous": ["parameters and forward pass not found"], "how_to_name": HOW_TO_NAME,
+        }))
+        info.notes = list(obs.notes)
+        return Trace(info, obs.recorder, events)
+
+    chain = tracker.chain
+    names = tracker.layer_names
+    function_events, locations = _function_events(obs, tracker)
+    events.extend(function_events)
+    last = len(chain.layers) - 1
+    for index, (name, layer) in enumerate(zip(names, chain.layers)):
+        info.layers.append(LayerInfo(
+            name=name, fan_in=layer.fan_in, fan_out=layer.fan_out,
+            activation=tracker.activation_name(index), has_bias=layer.b is not None,
+            is_output=index == last,
+            param_names=tuple(p.name for p in layer.param_paths()),
+            location=locations.get(index),
+        ))
+    events.extend(_param_events(obs, tracker, final))
+    data = _data_event(tracker)
+    if data is not None:
+        events.append(data)
+    events.append(_roles_event(obs, tracker))
+
+    info.loss = tracker.loss_kind
+    info.output = tracker.output_function()
+    info.task = tracker.task()
+    if info.task == "classification":
+        info.n_classes = chain.n_out if chain.n_out > 1 else 2
+    info.extra.update({
+        "network": chain.describe(),
+        "samples": chain.samples,
+        "weight_layout": [layer.weight_form for layer in chain.layers],
+        "loss_reduction": tracker.reduction,
+        "targets": tracker.encoding,
+        "lr_fit": tracker.lr_fit,
+        "forward_sites": sorted(_site(k) for k in obs.forward_keys),
+    })
+    info.notes = list(obs.notes)
+    probe_inputs = tracker.probe.inputs if tracker.probe is not None else None
+    return Trace(info, obs.recorder, events, probe_inputs=probe_inputs, probe_targets=tracker.probe_targets)
+
+
+def _site(key: tuple) -> str:
+    code, kind, line = key
+    where = getattr(code, "co_qualname", code.co_name)
+    return f"{where} (line {line})" if kind == "line" else f"{where} ({kind})"
+
+
+# --- functions ------------------------------------------------------------------------------------
+
+
+def _function_events(obs: Any, tracker: Any) -> tuple[list[Event], dict[int, Any]]:
+    chain = tracker.chain
+    learned = tracker.learned
+    th = obs.thresholds
+    axis = 1 if chain.samples == "cols" else 0
+    events, locations = [], {}
+    last = len(chain.layers) - 1
+    for index, (name, layer) in enumerate(zip(tracker.layer_names, chain.layers)):
+        if layer.a is None:
+            continue  # a linear layer: its output is z itself, nothing to identify
+        role = "output" if index == last else "hidden"
+        # The function that returned the very array wins over one seen computing equal values.
+        code = learned.producers.get(index) or layer.function_code
+        watch = obs.functions.get(code) if code is not None else None
+        pairs, samples_axis = None, 0
+        if watch is not None and watch.same_shape and watch.inputs:
+            pairs, samples_axis = watch.pairs(axis), axis
+        if pairs is None:
+            pairs, samples_axis = tracker.pool_pairs(index), 0
+        if pairs is None:
+            continue
+        ident = identify.identify_pairs(pairs[0], pairs[1], role, samples_axis=samples_axis,
+                                        tol=th.activation_match_tol)
+        if ident.identified is not None:
+            obs.identified[index] = ident.identified
+        location = location_of(code) if code is not None else None
+        if location is not None:
+            locations[index] = location
+        events.append(Event("function", layer=name, location=location,
+                            data=function_payload(ident, role, declared_name(code) if code else None)))
+    for code, (index, kind) in learned.derivative_of.items():
+        watch = obs.functions.get(code)
+        if watch is None or not watch.same_shape or not watch.inputs:
+            continue
+        given, result = watch.pairs(axis)
+        z = _as_preactivation(given, kind, tracker.activation_name(index))
+        ident = identify.identify_pairs(z, result, "derivative", samples_axis=axis, tol=th.activation_match_tol)
+        payload = function_payload(ident, "derivative", declared_name(code))
+        payload["given"] = "pre-activation" if kind == "z" else "activation"
+        events.append(Event("function", layer=tracker.layer_names[index], location=location_of(code), data=payload))
+    return events, locations
+
+
+def _as_preactivation(values: np.ndarray, kind: str, activation: str | None) -> np.ndarray:
+    """The z behind activations a (for a derivative written in terms of a)."""
+    if kind == "z":
+        return values
+    a = np.asarray(values, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        if activation == "sigmoid":
+            p = np.clip(a, 1e-15, 1 - 1e-15)
+            return np.log(p / (1 - p))
+        if activation == "tanh":
+            return np.arctanh(np.clip(a, -1 + 1e-15, 1 - 1e-15))
+        if activation == "double_sigmoid":
+            s = np.clip(1.0 / np.clip(a, 1e-15, None) - 1.0, 1e-15, 1 - 1e-15)   # sigmoid(-z)
+            return -np.log(s / (1 - s))
+    # relu-like: a = z wherever the derivative is not 0, which is all identification needs
+    return a
+
+
+# --- parameters -------------------------------------------------------------------------------------
+
+
+def _param_events(obs: Any, tracker: Any, final: bool) -> list[Event]:
+    learned = tracker.learned
+    th = obs.thresholds
+    events = []
+    initial = learned.initial
+    if any(v is None for v in initial) and learned.records:
+        initial = [v if v is not None else w for v, w in zip(initial, learned.records[0].before)]
+    kinds = [("param_init", initial, 0)]
+    if final:
+        current = tracker.latest_params(Context(None))
+        if current is not None:
+            kinds.append(("param_final", current, tracker.steps))
+    for kind, values, step in kinds:
+        index = 0
+        for l, (name, layer) in enumerate(zip(tracker.layer_names, tracker.chain.layers)):
+            W = values[index]
+            index += 1
+            b = None
+            if layer.b is not None:
+                b = values[index]
+                index += 1
+            if W is None:
+                continue
+            Wio = W if layer.weight_form == "in_out" else W.T
+            summary = probes.param_summary(Wio, b, activation=tracker.activation_name(l), atol=th.symmetric_atol)
+            summary["name"] = layer.W.name
+            events.append(Event(kind, step=step, layer=name, data=summary))
+    return events
+
+
+# --- data -------------------------------------------------------------------------------------------------
+
+
+def _data_event(tracker: Any) -> Event | None:
+    data = tracker.data
+    if data is None:
+        return None
+    chain = tracker.chain
+    output_fn = None
+    if tracker.rebuilt is not None:
+        output_fn = tracker.rebuilt.functions[-1].f
+    else:
+        layer = chain.layers[-1]
+        output_fn = function_of(layer.function, layer.slope) if layer.function else None
+    if data.targets:
+        target = data.targets[0]
+        raw = np.asarray(target.raw_rows)
+        Y = tracker.targets if tracker.targets is not None else raw
+        if tracker.encoding == "as_is" and np.ndim(Y) == 2 and Y.shape[1] == 1 and chain.n_out > 1:
+            Y = np.broadcast_to(Y, (Y.shape[0], chain.n_out))
+    else:
+        raw = Y = np.empty((0, chain.n_out))
+    facts = probes.data_facts(data.X_rows, raw, Y, output_fn, chain.n_out)
+    if facts.get("target_kind") == "labels" and raw.size:
+        values = np.unique(raw)
+        if np.all(values == np.round(values)):
+            facts["classes"] = [int(v) for v in values]
+    facts["inputs"] = data.X.name
+    facts["targets"] = data.targets[0].name if data.targets else None
+    facts["target_encoding"] = tracker.encoding
+    # A column of labels subtracted from several outputs: numpy broadcasts it silently.
+    facts["labels_broadcast"] = bool(
+        tracker.encoding == "as_is" and raw.ndim <= 2 and (raw.ndim == 1 or raw.shape[1] == 1)
+        and chain.n_out > 1 and raw.size > 0
+    )
+    return Event("data", data=facts)
+
+
+# --- roles ---------------------------------------------------------------------------------------------------
+
+
+def _roles_event(obs: Any, tracker: Any) -> Event:
+    chain = tracker.chain
+    ambiguous = []
+    grads = [p.name for p in tracker.grad_paths if p is not None]
+    if not grads:
+        ambiguous.append("no gradient arrays: the gradients were inferred from the parameter updates")
+    if tracker.data is None:
+        ambiguous.append("training inputs and targets not found")
+    elif not tracker.data.targets:
+        ambiguous.append("targets not found")
+    activations = []
+    for layer in chain.layers:
+        for path in (layer.z, layer.a):
+            if path is not None:
+                activations.append(path.name)
+    return Event("roles", data={
+        "params": [p.name for p in chain.param_paths()],
+        "gradients": grads,
+        "activations": activations,
+        "input": chain.input.name,
+        "output": chain.output.name,
+        "ambiguous": ambiguous,
+        "how_to_name": HOW_TO_NAME,
+    })

@@ -1,0 +1,197 @@
+"""Gradient check on code netdoctor did not write.
+
+The code claims gradients in one of two ways:
+
+* **gradient arrays** it keeps (``self.dW[l]``): compared as they are, so a wrong
+  formula and a wrong constant factor both show;
+* **its updates** (``W -= lr * ...`` with no gradient kept): the change ``-dW`` is
+  the gradient times an unknown learning rate, so the rate is fitted (on the
+  output layer, whose gradient is rarely the broken one) and each layer is compared
+  after dividing by it; a negative fitted rate means the updates go uphill.
+
+The truth is the gradient of the network's own forward pass, rebuilt from its
+arrays (:mod:`.rebuild`), under the standard losses (MSE, BCE, CE; summed or
+averaged). The loss, the reduction and the target encoding that explain the code's
+gradients best are chosen; then :func:`netdoctor.gradcheck.check` measures the
+claimed gradients against central finite differences of that loss, entry by entry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .rebuild import LOSS_KINDS, REDUCTIONS, Rebuilt, cosine_and_scale, flat, nearest_reduction
+
+GRADCHECK_H = 1e-5
+GRADCHECK_ENTRIES = 32
+# The rebuilt forward pass must reproduce the observed output this closely.
+REPRODUCE_RTOL = 1e-6
+PREFERRED_LOSS = {"sigmoid": "bce", "softmax": "ce", "identity": "mse", "tanh": "mse", "linear": "mse"}
+
+
+@dataclass
+class Batch:
+    X: np.ndarray                         # rows form
+    out: np.ndarray | None                # the output the code computed for X (rows form), to verify
+    targets: dict[str, np.ndarray]        # encoding name -> Y (rows form)
+
+
+@dataclass
+class Claim:
+    mode: str                             # "gradients" or "updates"
+    arrays: list[np.ndarray | None]       # per parameter, user shapes (None: not claimed)
+
+
+def check_step(
+    rebuilt: Rebuilt,
+    params: Sequence[np.ndarray],
+    names: Sequence[tuple[str, str, str]],
+    batches: Sequence[Batch],
+    claim: Claim,
+    *,
+    step: int,
+    kinds: Sequence[str] | None = None,
+    reduction: str | None = None,
+) -> dict[str, Any] | None:
+    """The "gradcheck" event payload for one step, or None when it cannot be done.
+
+    `params` are copies of the parameters *before* the step (user shapes, in the
+    chain's order), `names` (layer, "weight"|"bias", the user's name) for each.
+    `kinds` and `reduction`, when given, fix the loss instead of choosing it.
+    """
+    base = rebuilt.from_user(params)
+    out_index = _output_weight_index(rebuilt)
+    output_fn = rebuilt.functions[-1].name
+    best = None
+    for batch in batches:
+        if not _reproduces(rebuilt, base, batch):
+            continue
+        for encoding, Y in batch.targets.items():
+            for kind in (kinds or LOSS_KINDS):
+                true = rebuilt.gradients(base, batch.X, Y, kind)
+                if not true:
+                    continue
+                true_user = rebuilt.to_user(true)
+                score = _agreement(claim, true_user, out_index)
+                if not math.isfinite(score):
+                    continue
+                prefer = 1 if PREFERRED_LOSS.get(output_fn) == kind else 0
+                key = (round(score, 6), prefer, encoding == "as_is")
+                if best is None or key > best[0]:
+                    best = (key, batch, encoding, Y, kind, true_user)
+    if best is None:
+        return None
+    _, batch, encoding, Y, kind, true_sum = best
+    n = batch.X.shape[0]
+    k = np.broadcast(rebuilt.forward(base, batch.X[:1])[1][-1], Y[:1]).shape[1]
+
+    claimed = list(claim.arrays)
+    lr_fit = None
+    if claim.mode == "gradients":
+        pairs = [(c, t) for c, t in zip(claimed, true_sum) if c is not None]
+        _, scale = cosine_and_scale(flat([c for c, _ in pairs]), flat([t for _, t in pairs]))
+        reduction = reduction or nearest_reduction(kind, scale, n, k) or "mean"
+    else:
+        reduction = "mean"   # the learning rate absorbs any constant factor
+        factor = REDUCTIONS[reduction](n, k)
+        lr_fit = _fit_rate(claimed, [t * factor for t in true_sum], out_index)
+        if lr_fit is None:
+            return None
+        claimed = [None if c is None else c / abs(lr_fit) for c in claimed]
+
+    from .. import gradcheck
+
+    work = [np.array(p, dtype=np.float64, copy=True) for p in params]
+
+    def loss_fn() -> float:
+        return rebuilt.loss(rebuilt.from_user(work), batch.X, Y, kind, reduction)
+
+    checks = gradcheck.check(
+        work, loss_fn, [c if c is not None else np.full(p.shape, np.nan) for c, p in zip(claimed, work)],
+        h=GRADCHECK_H, max_entries=GRADCHECK_ENTRIES, rng=np.random.default_rng(step),
+    )
+    rows = []
+    for (layer, role, name), c, claimed_one in zip(names, checks, claimed):
+        if claimed_one is None:
+            continue  # not claimed (e.g. a parameter the code never updates)
+        rows.append({
+            "layer": layer, "param": role, "name": name,
+            "rel_err": float(c.rel_err), "cosine": float(c.cosine),
+            "scale": float(c.scale), "n_checked": int(c.n_checked),
+        })
+    if not rows:
+        return None
+    payload: dict[str, Any] = {
+        "loss_kind": kind,
+        "reduction": reduction,
+        "h": GRADCHECK_H,
+        "n_samples": int(n),
+        "claimed": claim.mode,
+        "targets": encoding,
+        "params": rows,
+    }
+    if lr_fit is not None:
+        payload["lr_fit"] = float(lr_fit)
+    return payload
+
+
+def _output_weight_index(rebuilt: Rebuilt) -> int:
+    index = 0
+    for layer in rebuilt.spec.layers[:-1]:
+        index += 2 if layer.b is not None else 1
+    return index
+
+
+def _reproduces(rebuilt: Rebuilt, params, batch: Batch) -> bool:
+    """Whether the rebuilt network gives the output the code computed (else it is not the same net)."""
+    if batch.out is None:
+        return True
+    _, acts = rebuilt.forward(params, batch.X)
+    out = acts[-1]
+    if out.shape != batch.out.shape:
+        return False
+    with np.errstate(all="ignore"):
+        scale = max(float(np.max(np.abs(batch.out))), 1e-12)
+        return bool(np.max(np.abs(out - batch.out)) <= REPRODUCE_RTOL * scale + 1e-12)
+
+
+def _agreement(claim: Claim, true_user: list[np.ndarray], out_index: int) -> float:
+    """How well a candidate truth explains the claim: a cosine (scale-free)."""
+    if claim.mode == "updates":
+        # Only the output layer: the hidden ones may be the broken part.
+        c = claim.arrays[out_index]
+        if c is not None:
+            cos, _ = cosine_and_scale(flat([c]), flat([true_user[out_index]]))
+            if math.isfinite(cos):
+                return abs(cos)
+    pairs = [(c, t) for c, t in zip(claim.arrays, true_user) if c is not None]
+    if not pairs:
+        return math.nan
+    cos, _ = cosine_and_scale(flat([c for c, _ in pairs]), flat([t for _, t in pairs]))
+    # Direction only: a sign (descent direction kept instead of the gradient, or an update
+    # going uphill) is judged after the loss is chosen.
+    return abs(cos)
+
+
+def _fit_rate(claimed: list[np.ndarray | None], true: list[np.ndarray], out_index: int) -> float | None:
+    """The learning rate that turns true gradients into the code's updates (-dW = lr * g)."""
+    fits = []
+    for i, (c, t) in enumerate(zip(claimed, true)):
+        if c is None:
+            continue
+        cos, scale = cosine_and_scale(flat([c]), flat([t]))
+        if math.isfinite(cos) and math.isfinite(scale):
+            fits.append((i, cos, scale))
+    if not fits:
+        return None
+    out = next((f for f in fits if f[0] == out_index), None)
+    if out is not None and abs(out[1]) > 0.9:
+        return out[2]
+    good = [scale for _, cos, scale in fits if abs(cos) > 0.9]
+    if good:
+        return float(np.median(good))
+    return out[2] if out is not None else fits[-1][2]

@@ -1,0 +1,412 @@
+"""Learning what the program's arrays are, from how they behave in its first steps.
+
+While the learner runs, every event of the user's code is a *checkpoint*: the
+arrays reachable at that moment are found (:mod:`.arrays`), the layer chain is
+searched among them (:mod:`.chain`), and the chain's parameters are fingerprinted.
+
+* The **parameters** are the chain's weights and biases: arrays that persist and
+  change only in the update. The first change of their fingerprints is the first
+  **step**.
+* A **forward site** is a checkpoint at which the chain holds, with an output
+  different from the last one seen: a forward pass has just run. Steps are later
+  counted there (see :mod:`.stepper`), so an update spread over several lines or
+  functions still counts once.
+* **Gradients** are arrays of a parameter's shape whose direction matches the
+  parameter's change at the first step (``W -= lr * dW``).
+
+Learning ends after two steps with a known forward site (or when its budget runs
+out, and the report then says what could not be inferred and how to name it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from types import CodeType
+from typing import Any
+
+import numpy as np
+
+from .arrays import Context, Found, Path, discover, fingerprint, small_copy
+from .chain import ChainSearch, ChainSpec, ObservedForward, observe
+
+MAX_CHECKPOINTS = 20_000     # checkpoints looked at before giving up
+MAX_SECONDS = 4.0            # ... or seconds spent learning
+UPDATES_TO_LEARN = 2         # steps watched before the sites are settled
+LOST_CHECKPOINTS = 200       # checkpoints without a valid forward before searching again
+STAGE1_CHECKPOINTS = 400     # calls/returns looked at before every line is watched too
+STAGE1_SECONDS = 1.5
+COPY_BUDGET = 2_000_000      # elements of arrays copied for later comparison
+_UPDATE_WORDS = ("update", "step", "change", "velocity", "momentum", "delta_w", "deltaw")
+
+
+@dataclass
+class ForwardCopy:
+    """What one forward pass showed, copied (rows form)."""
+
+    x: np.ndarray
+    out: np.ndarray
+    zs: list[np.ndarray]
+    acts: list[np.ndarray]
+
+
+@dataclass
+class StepRecord:
+    """Everything needed to record one step after the fact."""
+
+    step: int
+    before: list[np.ndarray]
+    after: list[np.ndarray]
+    grads: list[np.ndarray | None]
+    forwards: list[ForwardCopy]
+
+
+@dataclass
+class Learned:
+    chain: ChainSpec
+    forward_keys: set
+    line_codes: set
+    grad_paths: list[Path | None]
+    records: list[StepRecord]
+    initial: list[np.ndarray | None]
+    producers: dict[int, CodeType]         # layer index -> user function that produced its activation
+    derivative_of: dict[CodeType, tuple[int, str]]  # user function -> (layer, "z" | "a") it was given
+    changing: set[tuple]                   # path keys seen changing (data sets do not)
+    last_found: dict[int, Found]
+    steps: int
+
+
+class Learner:
+    def __init__(self, observer: Any):
+        self.obs = observer
+        self.started = time.perf_counter()
+        self.checkpoints = 0
+        self.attempts = 0
+        self.stage = 1               # 1: calls, returns and module-level lines; 2: every line too
+        self.stage_started = (0, self.started)
+        self.chain: ChainSpec | None = None
+        self.search = ChainSearch()
+        self._fps: dict[tuple, tuple] = {}
+        self.changing: set[tuple] = set()
+        self._changed = True
+        self._moved = False                      # the parameters have changed at least once
+        self._misses = 0                         # checkpoints in a row where the chain did not hold
+        self._ref_fp: tuple | None = None        # parameters at the last forward pass
+        self._before: list[np.ndarray] | None = None
+        self._last_out_fp: dict[str, Any] = {"A": None, "B": None}
+        self._cycle_keys: dict[str, list] = {"A": [], "B": []}
+        self._cycle_forwards: list[ForwardCopy] = []
+        self.cycles: list[dict[str, list]] = []
+        self.records: list[StepRecord] = []
+        self.updates = 0
+        self.grad_paths: list[Path | None] | None = None
+        self.initial: dict[tuple, np.ndarray] = {}
+        self.producers: dict[int, CodeType] = {}        # id(array) -> user function that returned it
+        self.layer_producers: dict[int, CodeType] = {}  # layer index -> that function
+        self.derivative_of: dict[CodeType, tuple[int, str]] = {}
+        self.last_found: dict[int, Found] = {}
+        self.gave_up: str | None = None
+
+    # -- budget -----------------------------------------------------------------------------
+    def out_of_budget(self) -> bool:
+        if self.checkpoints > MAX_CHECKPOINTS:
+            self.gave_up = f"no consistent training loop found in {self.checkpoints} events of the code"
+            return True
+        if time.perf_counter() - self.started > MAX_SECONDS:
+            self.gave_up = f"no consistent training loop found in {MAX_SECONDS:g} s of learning"
+            return True
+        return False
+
+    def wants_more_lines(self) -> bool:
+        """Whether calls and returns have not been enough: time to watch every line."""
+        if self.stage != 1 or self.updates >= 1:
+            return False  # steps are seen at calls and returns: that is enough
+        count, since = self.stage_started
+        return self.checkpoints - count > STAGE1_CHECKPOINTS or time.perf_counter() - since > STAGE1_SECONDS
+
+    def enter_stage2(self) -> None:
+        self.stage = 2
+        self.stage_started = (self.checkpoints, time.perf_counter())
+
+    # -- remembering calls ------------------------------------------------------------------------
+    def note_return(self, code: CodeType, value: Any) -> None:
+        """Remember which user function returned which array (to locate activations)."""
+        if isinstance(value, np.ndarray):
+            self.producers[id(value)] = code
+            if len(self.producers) > 4096:
+                self.producers.clear()
+
+    def note_call(self, code: CodeType, arg_ids: tuple[int, ...], ctx: Context) -> None:
+        """A user function was given arrays: is it a derivative applied to a layer's z or a?"""
+        if self.chain is None or not arg_ids:
+            return
+        for index, layer in enumerate(self.chain.layers):
+            for role, path in (("z", layer.z), ("a", layer.a)):
+                if path is None:
+                    continue
+                arr = path.array(ctx)
+                if arr is not None and id(arr) in arg_ids:
+                    self.derivative_of.setdefault(code, (index, role))
+                    return
+
+    # -- one checkpoint ---------------------------------------------------------------------------
+    def checkpoint(self, ctx: Context, key: tuple, tier: str) -> Learned | None:
+        """Look at the program now; returns what was learned once learning is complete."""
+        self.checkpoints += 1
+        found = discover(self.obs.sources(ctx), self.obs.user_types, skip=self.obs.skip_object)
+        self.last_found = found
+        self._track(found)
+        # Until the parameters first move, search wherever arrays changed (the forward pass
+        # is seen growing layer by layer); after that, only where a forward pass completes.
+        if not self._moved:
+            if self._changed:
+                self._search(found)
+            if self.chain is None:
+                return None
+            if self._ref_fp is not None and self._param_fingerprint(ctx) != self._ref_fp:
+                self._moved = True
+        forward = observe(self.chain, ctx)
+        if forward is None:
+            self._misses += 1
+            if self._moved and self._misses > LOST_CHECKPOINTS:
+                # The chain no longer holds anywhere (e.g. a bias that was all zeros when it
+                # was found has moved): search at every change again.
+                self._moved = False
+                self._misses = 0
+            return None
+        self._misses = 0
+        out_fp = fingerprint(forward.raw_out)
+        if out_fp == self._last_out_fp[tier]:
+            return None
+        if self._changed and self._search(found):
+            forward = observe(self.chain, ctx)
+            if forward is None:
+                return None
+            out_fp = fingerprint(forward.raw_out)
+        # A forward pass has just completed here.
+        self._last_out_fp[tier] = out_fp
+        self._note_producers(ctx)
+        param_fp = self._param_fingerprint(ctx)
+        if self._ref_fp is None:
+            self._start_cycle(ctx, found, param_fp)
+        elif param_fp != self._ref_fp:
+            self._step(ctx, found, param_fp)           # the parameters moved since the last forward
+        if len(self._cycle_forwards) < 16:
+            self._cycle_forwards.append(copy_forward(forward))
+        if key not in self._cycle_keys[tier]:
+            self._cycle_keys[tier].append(key)
+        if self.updates >= UPDATES_TO_LEARN:
+            return self._learned(self.cycles[-1])
+        return None
+
+    def _search(self, found: dict[int, Found]) -> bool:
+        """Update the chain from the arrays now; True when a different network was adopted."""
+        self._changed = False
+        self.attempts += 1
+        spec = self.search.update(found, self.obs.recent_calls(), params=self.obs.named_param_ids(found))
+        if spec is None:
+            return False
+        if self.chain is None or spec.score() > self.chain.score():
+            self._adopt(spec, found)
+            return True
+        if spec.score() == self.chain.score() and _same_params(spec, self.chain):
+            self.chain = spec   # the same network, its arrays named where they live now
+        return False
+
+    def _track(self, found: dict[int, Found]) -> None:
+        for f in found.values():
+            key = f.path.key()
+            fp = fingerprint(f.array)
+            old = self._fps.get(key)
+            if old != fp:
+                if old is not None:
+                    self.changing.add(key)
+                self._fps[key] = fp
+                self._changed = True
+
+    def _adopt(self, spec: ChainSpec, found: dict[int, Found]) -> None:
+        self.chain = spec
+        self._ref_fp = None
+        self._before = None
+        self._cycle_keys = {"A": [], "B": []}
+        self._cycle_forwards = []
+        self._last_out_fp = {"A": None, "B": None}
+        self.cycles = []
+        self.records = []
+        self.updates = 0
+        self.grad_paths = None
+        self.layer_producers = {}
+        self._take_initial(found)
+
+    def _take_initial(self, found: dict[int, Found]) -> None:
+        """Copies of the float arrays as they are before any update: the initial parameters."""
+        budget = COPY_BUDGET
+        for f in found.values():
+            key = f.path.key()
+            if key in self.initial or f.array.dtype.kind != "f" or f.array.size > budget:
+                continue
+            self.initial[key] = np.array(f.array, dtype=np.float64, copy=True)
+            budget -= f.array.size
+
+    def _start_cycle(self, ctx: Context, found: dict[int, Found], param_fp: tuple | None) -> None:
+        self._ref_fp = param_fp
+        self._before = self._param_copies(ctx)
+        if not self.records:
+            self._take_initial(found)
+
+    def _param_paths(self) -> list[Path]:
+        return self.chain.param_paths() if self.chain is not None else []
+
+    def _param_fingerprint(self, ctx: Context) -> tuple | None:
+        fps = []
+        for path in self._param_paths():
+            arr = path.array(ctx)
+            if arr is None:
+                return None
+            fps.append(fingerprint(arr))
+        return tuple(fps)
+
+    def _param_copies(self, ctx: Context) -> list[np.ndarray] | None:
+        out = []
+        for path in self._param_paths():
+            arr = path.array(ctx)
+            if arr is None:
+                return None
+            out.append(np.array(arr, dtype=np.float64, copy=True))
+        return out
+
+    def _note_producers(self, ctx: Context) -> None:
+        """Which user function returned each layer's activation (the seed's outputFunction)."""
+        for index, layer in enumerate(self.chain.layers):
+            if layer.a is None or index in self.layer_producers:
+                continue
+            arr = layer.a.array(ctx)
+            code = self.producers.get(id(arr)) if arr is not None else None
+            if code is not None:
+                self.layer_producers[index] = code
+
+    def _step(self, ctx: Context, found: dict[int, Found], param_fp: tuple) -> None:
+        """The parameters changed between two forward passes: one update (a step)."""
+        after = self._param_copies(ctx)
+        if after is None or self._before is None:
+            self._start_cycle(ctx, found, param_fp)
+            return
+        self.updates += 1
+        if self.grad_paths is None:
+            self.grad_paths = self._find_gradients(found, self._before, after)
+        grads = []
+        for index, path in enumerate(self.grad_paths):
+            arr = path.array(ctx) if path is not None else None
+            grad = None if arr is None else np.array(arr, dtype=np.float64, copy=True)
+            if grad is not None and self.updates > 1 and not _aligned(after[index] - self._before[index], grad):
+                # A chance alignment at the first step (small arrays): not this parameter's gradient.
+                self.grad_paths[index] = None
+                for record in self.records:
+                    record.grads[index] = None
+                grad = None
+            grads.append(grad)
+        self.records.append(StepRecord(self.updates, self._before, after, grads, self._cycle_forwards))
+        self.cycles.append(self._cycle_keys)
+        self._cycle_keys = {"A": [], "B": []}
+        self._cycle_forwards = []
+        self._before = after
+        self._ref_fp = param_fp
+        self.obs.after_learning_step(self.updates)
+
+    def _find_gradients(self, found: dict[int, Found], before, after) -> list[Path | None]:
+        """For each parameter, the array whose direction is the parameter's change (if any).
+
+        Small arrays (a bias of one or two units) align with many arrays by chance, so
+        among aligned candidates the one whose ratio change/array equals the learning
+        rate seen on the bigger parameters wins (W -= lr * dW; b -= lr * db).
+        """
+        excluded = {p.key() for p in self._param_paths()}
+        for layer in self.chain.layers:          # activations and inputs are not gradients
+            excluded |= {p.key() for p in (layer.x, layer.z, layer.a) if p is not None}
+        options: list[list[tuple[float, float, Path]]] = []
+        for old, new in zip(before, after):
+            delta = (new - old).reshape(-1)
+            dd = float(np.dot(delta, delta))
+            found_here = []
+            if dd > 0 and math.isfinite(dd):
+                for f in found.values():
+                    a = f.array
+                    if a.shape != old.shape or f.path.key() in excluded or a.dtype.kind != "f":
+                        continue
+                    if any(word in f.name.lower() for word in _UPDATE_WORDS):
+                        continue  # the step itself (lr * g), not the gradient
+                    g = a.astype(np.float64).reshape(-1)
+                    gg = float(np.dot(g, g))
+                    if gg == 0 or not math.isfinite(gg):
+                        continue
+                    dg = float(np.dot(delta, g))
+                    cos = abs(dg) / math.sqrt(dd * gg)
+                    if cos >= 0.999:
+                        found_here.append((cos, dg / gg, f.path))
+            options.append(found_here)
+        # The learning rate as the bigger parameters show it (their alignment is no accident).
+        rates = [max(opts)[1] for old, opts in zip(before, options) if opts and old.size >= 4]
+        rate = float(np.median(rates)) if rates else None
+        out: list[Path | None] = []
+        for opts in options:
+            if not opts:
+                out.append(None)
+            elif rate is None or rate == 0:
+                out.append(max(opts, key=lambda o: o[0])[2])
+            else:
+                out.append(min(opts, key=lambda o: _rate_distance(o[1], rate))[2])
+        return out
+
+    def partial(self) -> Learned | None:
+        """What was learned so far, for a run that ended while learning."""
+        if self.chain is None:
+            return None
+        return self._learned(self.cycles[-1] if self.cycles else self._cycle_keys)
+
+    def _learned(self, cycle: dict[str, list]) -> Learned:
+        # The first checkpoint where a forward pass was complete after a step: one site, so
+        # that each forward is handled once (later checkpoints of the same pass add nothing).
+        ordered = cycle["A"] or cycle["B"]
+        keys = set(ordered[:1])
+        activation_codes = set(self.layer_producers.values()) | {
+            l.function_code for l in self.chain.layers if l.function_code is not None}
+        derivatives = {c: v for c, v in self.derivative_of.items() if c not in activation_codes}
+        return Learned(
+            chain=self.chain, forward_keys=keys, line_codes={k[0] for k in keys if k[1] == "line"},
+            grad_paths=self.grad_paths or [None] * len(self._param_paths()),
+            records=self.records,
+            initial=[self.initial.get(path.key()) for path in self._param_paths()],
+            producers=dict(self.layer_producers), derivative_of=derivatives,
+            changing=set(self.changing), last_found=self.last_found, steps=self.updates,
+        )
+
+
+def _rate_distance(ratio: float, rate: float) -> float:
+    if ratio == 0 or (ratio > 0) != (rate > 0):
+        return math.inf
+    return abs(math.log(abs(ratio) / abs(rate)))
+
+
+def _aligned(delta: np.ndarray, grad: np.ndarray) -> bool:
+    """Whether a parameter's change points along (or against) an array: |cos| >= 0.999."""
+    d, g = delta.reshape(-1), grad.reshape(-1)
+    dd, gg = float(np.dot(d, d)), float(np.dot(g, g))
+    if dd == 0 and gg == 0:
+        return True
+    if dd == 0 or gg == 0 or not (math.isfinite(dd) and math.isfinite(gg)):
+        return False
+    return abs(float(np.dot(d, g))) / math.sqrt(dd * gg) >= 0.999
+
+
+def _same_params(a: ChainSpec, b: ChainSpec) -> bool:
+    return [p.key() for p in a.param_paths()] == [p.key() for p in b.param_paths()]
+
+
+def copy_forward(forward: ObservedForward) -> ForwardCopy:
+    return ForwardCopy(
+        x=np.array(forward.x, dtype=np.float64, copy=True),
+        out=np.array(forward.acts[-1], dtype=np.float64, copy=True),
+        zs=[np.array(z, dtype=np.float64, copy=True) for z in forward.zs],
+        acts=[np.array(a, dtype=np.float64, copy=True) for a in forward.acts],
+    )

@@ -1,0 +1,603 @@
+"""Measuring every step of a program whose roles are known, into a Trace.
+
+After learning (:mod:`.learn`) the observer knows the layer chain, its parameters,
+the checkpoints where a forward pass completes, and maybe gradient arrays. From
+then on only those checkpoints matter, and they cost little:
+
+* each **forward** (at a forward site) updates the latest output of the probe
+  inputs it contains, and, when the coming step will be recorded, keeps the
+  activations and the batch loss;
+* a **step** is counted at a forward whose parameters differ from the previous
+  forward's: an update happened in between, however many lines or functions it
+  took. The step's change is measured against copies taken at the previous step
+  (only when the Recorder wants the step), its gradient is read from the gradient
+  arrays the code keeps (or, without them, computed by the rebuilt network);
+* a few steps get a **gradient check** (:mod:`.gradients`).
+
+Statistics come from :mod:`netdoctor.probes`, the same functions the reference
+runner uses, so the same rules judge both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import CodeType
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import losses as loss_lib
+from .. import probes
+from ..trace import MODEL, Recorder
+from .arrays import Context, Path, fingerprint
+from .chain import ChainSpec, ObservedForward, observe, rows
+from .data import DataSet, ProbeOutputs, as_target_matrix, find_dataset
+from .gradients import Batch, Claim, check_step
+from .learn import ForwardCopy, Learned, StepRecord, copy_forward
+from .rebuild import Rebuilt, layer_function
+
+MAX_GRADCHECK_BATCHES = 8
+# Steps recorded: all of the first DENSE_STEPS, then PER_OCTAVE per doubling of the step
+# count (a long run costs a few hundred recordings, and early failures are seen in full).
+DENSE_STEPS = 64
+PER_OCTAVE = 32
+POOL_LIMIT = 8192          # (z, a) values kept per layer for identifying its function
+PROBE_FORWARD_MACS = 1 << 21  # rebuilt probe-batch forward below this many multiply-adds
+
+
+@dataclass
+class Cycle:
+    """What the forwards since the last step showed."""
+
+    forwards: int = 0
+    first: ForwardCopy | None = None
+    loss_sum: float = 0.0
+    loss_n: int = 0
+    forwards_kept: list[ForwardCopy] = field(default_factory=list)
+
+
+class Tracker:
+    def __init__(self, observer: Any, learned: Learned, callables: dict[CodeType, Callable]):
+        self.obs = observer
+        self.th = observer.thresholds
+        self.recorder: Recorder = observer.recorder
+        self.chain: ChainSpec = learned.chain
+        self.learned = learned
+        self.param_paths: list[Path] = self.chain.param_paths()
+        self.layer_names = [f"layer{i + 1}" for i in range(len(self.chain.layers))]
+        self.param_roles: list[tuple[str, str, str]] = []
+        for name, layer in zip(self.layer_names, self.chain.layers):
+            self.param_roles.append((name, "weight", layer.W.name))
+            if layer.b is not None:
+                self.param_roles.append((name, "bias", layer.b.name))
+        self.grad_paths = learned.grad_paths
+        self.grad_sign = [1.0] * len(self.param_paths)
+        self.steps = learned.steps
+        # Step 1 may have begun before the network was recognised (part of its forward
+        # passes unseen); from step 2 on every forward of a step is seen.
+        self.gradcheck_steps = {2, 32, 512}
+        self.gradchecked: set[int] = set()
+        self.last_forward_fp = None
+        self.param_fp: tuple | None = None
+        self.before: list[np.ndarray] | None = None
+        self.cycle = Cycle()
+        self.pools: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in self.chain.layers]
+        self.pool_sizes = [0] * len(self.chain.layers)
+        self.nonfinite_seen = False
+        self.loss_kind: str | None = None
+        self.reduction: str | None = None
+        self.encoding: str | None = None
+        self.lr_fit: float | None = None
+        self.rebuilt_verified = False
+        self.last_loss: float | None = None
+        self.latest: list[np.ndarray] | None = None
+        self._before_for_check = None
+
+        functions = []
+        for index, layer in enumerate(self.chain.layers):
+            code = learned.producers.get(index) or layer.function_code
+            functions.append(layer_function(layer, callables.get(code) if code is not None else None))
+        self.rebuilt = Rebuilt(self.chain, functions) if all(f is not None for f in functions) else None
+
+        self.data = self._find_data()
+        self.targets = None      # rows-form target matrix for the whole data set
+        self.probe: ProbeOutputs | None = None
+        self.probe_targets: np.ndarray | None = None
+
+    # -- setting up from what learning saw ---------------------------------------------------------
+    def _find_data(self) -> DataSet | None:
+        records = self.learned.records
+        batch = None
+        for record in records:
+            if record.forwards:
+                batch = record.forwards[0].x
+                break
+        if batch is None:
+            return None
+        found = self.learned.last_found
+        chain_keys = {p.key() for p in self.param_paths}
+        for layer in self.chain.layers:
+            for p in (layer.z, layer.a):
+                if p is not None:
+                    chain_keys.add(p.key())
+        exclude = {i for i, f in found.items() if f.path.key() in chain_keys}
+        changing = {i for i, f in found.items() if f.path.key() in self.learned.changing}
+        return find_dataset(found.values(), batch, self.chain.samples, exclude=exclude, changing=changing)
+
+    def start(self, ctx: Context) -> None:
+        """Record what learning saw (step 0 and its steps) and get ready for the run."""
+        records = self.learned.records
+        self._settle_loss(records)
+        self._set_up_probe()
+        for record in records:
+            for fwd in record.forwards:
+                self._probe_update(fwd.x, fwd.out)
+        if records and records[0].forwards:
+            first = records[0]
+            self._record(0, None, first.before, None, first.forwards[0], self._forwards_loss(first.forwards))
+        for record in records:
+            step = record.step
+            if step in self.gradcheck_steps and step not in self.gradchecked and step > 1:
+                self._gradcheck(step, record.before, record.after, record.grads, self._batches(record.forwards))
+            self._record(step, record.before, record.after, self._signed(record.grads),
+                         record.forwards[0] if record.forwards else None, self._forwards_loss(record.forwards))
+        self.param_fp = self._param_fp(ctx)
+        self.before = [np.array(a, dtype=np.float64, copy=True) for a in records[-1].after] if records else None
+
+    def _settle_loss(self, records: list[StepRecord]) -> None:
+        """Choose the loss, reduction, target encoding and gradient signs that explain the code."""
+        for record in records[1:2]:
+            if not record.forwards:
+                continue
+            self._gradcheck(record.step, record.before, record.after, record.grads,
+                            self._batches(record.forwards), settle=True)
+        if self.loss_kind is None:
+            output = self.output_function()
+            self.loss_kind = {"sigmoid": "bce", "softmax": "ce"}.get(output or "", "mse")
+            self.obs.note(f"the loss was taken to be {self.loss_kind.upper()} from the output function "
+                          f"({output or 'unknown'}): the code's gradients could not be compared")
+        if self.encoding is None:
+            self.encoding = self._default_encoding()
+        if self.data is not None and self.data.targets:
+            self.targets = as_target_matrix(self.data.targets[0].raw_rows, self.chain.n_out, self.encoding)
+
+    def _default_encoding(self) -> str:
+        if self.data is None or not self.data.targets:
+            return "as_is"
+        onehot = as_target_matrix(self.data.targets[0].raw_rows, self.chain.n_out, "onehot")
+        return "onehot" if onehot is not None else "as_is"
+
+    def _set_up_probe(self) -> None:
+        if self.data is None:
+            self.obs.note("the training data (inputs and targets) could not be located among the "
+                          "program's arrays: no probe outputs, loss or data checks")
+            return
+        indices = self.data.probe_indices()
+        self.probe = ProbeOutputs(self.data, indices, self.chain.n_out)
+        if self.targets is not None:
+            Y = self.targets
+            if Y.shape[1] != self.chain.n_out:
+                Y = np.broadcast_to(Y, (Y.shape[0], self.chain.n_out)) if Y.shape[1] == 1 else None
+            self.probe_targets = None if Y is None else np.array(Y[indices], dtype=np.float64)
+
+    # -- the hot path: one forward pass ----------------------------------------------------------
+    def on_forward(self, ctx: Context) -> None:
+        out = self.chain.output.array(ctx)
+        x = self.chain.input.array(ctx)
+        if out is None or x is None:
+            return
+        fp = fingerprint(out)
+        if fp == self.last_forward_fp:
+            return  # the same forward seen from a second site
+        self.last_forward_fp = fp
+        param_fp = self._param_fp(ctx)
+        if param_fp is None:
+            return
+        if param_fp != self.param_fp:
+            self.param_fp = param_fp
+            self._end_step(ctx)
+        self._forward(ctx, x, out)
+
+    def _param_fp(self, ctx: Context) -> tuple | None:
+        fps = []
+        for path in self.param_paths:
+            arr = path.array(ctx)
+            if arr is None:
+                return None
+            fps.append(fingerprint(arr))
+        return tuple(fps)
+
+    def _upcoming_wanted(self) -> bool:
+        step = self.steps + 1
+        return recorded(step) or step in self.gradcheck_steps
+
+    def _forward(self, ctx: Context, x: np.ndarray, out: np.ndarray) -> None:
+        wanted = self._upcoming_wanted()
+        if not wanted and self.rebuilt_verified:
+            return  # probe outputs come from the rebuilt network at recorded steps
+        samples = self.chain.samples
+        xr, outr = rows(x, samples), rows(out, samples)
+        indices = self._probe_update(xr, outr)
+        if not wanted:
+            return
+        cycle = self.cycle
+        cycle.forwards += 1
+        if indices is not None and self.targets is not None:
+            self._add_loss(cycle, outr, self.targets[indices])
+        if cycle.first is None or ((self.steps + 1) in self.gradcheck_steps
+                                   and len(cycle.forwards_kept) < MAX_GRADCHECK_BATCHES):
+            seen = observe(self.chain, ctx, check=False)
+            if seen is not None:
+                copy = copy_forward(seen)
+                if cycle.first is None:
+                    cycle.first = copy
+                if (self.steps + 1) in self.gradcheck_steps and len(cycle.forwards_kept) < MAX_GRADCHECK_BATCHES:
+                    cycle.forwards_kept.append(copy)
+
+    def _probe_update(self, xr: np.ndarray, outr: np.ndarray) -> np.ndarray | None:
+        if self.data is None:
+            return None
+        indices = self.data.indices_of(xr)
+        if indices is not None and self.probe is not None:
+            self.probe.update(indices, outr)
+        return indices
+
+    def _add_loss(self, cycle: Cycle, outr: np.ndarray, Y: np.ndarray) -> None:
+        value = self._loss(outr, Y)
+        if math.isfinite(value) or math.isnan(value):
+            cycle.loss_sum += value * len(outr)
+            cycle.loss_n += len(outr)
+
+    def _loss(self, outr: np.ndarray, Y: np.ndarray) -> float:
+        try:
+            with np.errstate(all="ignore"):
+                return float(loss_lib.get(self.loss_kind or "mse").value(outr, Y))
+        except Exception:  # noqa: BLE001 - shapes the loss cannot take: no loss, not a crash
+            return math.nan
+
+    def _forwards_loss(self, forwards: list[ForwardCopy]) -> float | None:
+        if self.data is None or self.targets is None:
+            return None
+        total, n = 0.0, 0
+        for fwd in forwards:
+            indices = self.data.indices_of(fwd.x)
+            if indices is None:
+                continue
+            total += self._loss(fwd.out, self.targets[indices]) * len(fwd.out)
+            n += len(fwd.out)
+        return total / n if n else None
+
+    # -- a step -------------------------------------------------------------------------------------
+    def _end_step(self, ctx: Context) -> None:
+        self.steps += 1
+        step = self.steps
+        cycle, self.cycle = self.cycle, Cycle()
+        after = None
+        if self.before is not None and (recorded(step) or step in self.gradcheck_steps):
+            after = [np.array(a, dtype=np.float64, copy=True) for a in self._params(ctx)]
+            grads = self._grads(ctx)
+            if step in self.gradcheck_steps and cycle.forwards_kept:
+                self._gradcheck(step, self.before, after, grads, self._batches(cycle.forwards_kept))
+            loss = cycle.loss_sum / cycle.loss_n if cycle.loss_n else None
+            self._record(step, self.before, after, self._signed(grads), cycle.first, loss)
+        self.before = None
+        upcoming = self._upcoming_wanted()
+        if upcoming:
+            self.before = after if after is not None else [
+                np.array(a, dtype=np.float64, copy=True) for a in self._params(ctx)]
+        self.obs.set_capturing(upcoming)
+        self.obs.after_step(step, self.last_loss)
+
+    def finish(self, ctx: Context) -> None:
+        """A last update after the last forward pass still counts as a step; the last
+        step is always recorded (the state the run ended in)."""
+        fp = self._param_fp(ctx)
+        cycle = self.cycle
+        loss = cycle.loss_sum / cycle.loss_n if cycle.loss_n else None
+        if fp is not None and self.param_fp is not None and fp != self.param_fp:
+            self.param_fp = fp
+            self.steps += 1
+            if self.before is not None:
+                after = [np.array(a, dtype=np.float64, copy=True) for a in self._params(ctx)]
+                self._record(self.steps, self.before, after, self._signed(self._grads(ctx)), cycle.first, loss)
+        last = self.recorder.last_step
+        if last is None or last < self.steps:
+            current = self.latest_params(ctx)
+            if current is not None:
+                self._record(self.steps, None, current, None, cycle.first, loss)
+
+    def latest_params(self, ctx: Context) -> list[np.ndarray] | None:
+        """The parameters now if they can be reached, else the last copies taken."""
+        now = self._params(ctx)
+        if all(p is not None for p in now):
+            return [np.array(p, dtype=np.float64, copy=True) for p in now]
+        return self.latest
+
+    def _params(self, ctx: Context) -> list[np.ndarray]:
+        return [path.array(ctx) for path in self.param_paths]
+
+    def _grads(self, ctx: Context) -> list[np.ndarray | None]:
+        out = []
+        for path in self.grad_paths:
+            arr = path.array(ctx) if path is not None else None
+            out.append(None if arr is None else np.array(arr, dtype=np.float64, copy=True))
+        return out
+
+    def _signed(self, grads: list[np.ndarray | None]) -> list[np.ndarray | None]:
+        return [None if g is None else (g if s > 0 else -g) for g, s in zip(grads, self.grad_sign)]
+
+    # -- recording -------------------------------------------------------------------------------------
+    def _record(self, step, before, after, grads, forward: ForwardCopy | None, loss: float | None) -> None:
+        if self.recorder.last_step is not None and step <= self.recorder.last_step:
+            return
+        params = after if after is not None else before
+        if params is None:
+            return
+        self.latest = params
+        values: dict[tuple[str, str], float] = {}
+        if grads is not None and all(g is None for g in grads) and after is not None and before is not None:
+            grads = self._applied_grads(before, after)
+        sums = []
+        index = 0
+        for name, layer in zip(self.layer_names, self.chain.layers):
+            W = params[index]
+            Wb = before[index] if before is not None else None
+            gw = grads[index] if grads is not None else None
+            index += 1
+            b = bb = gb = None
+            if layer.b is not None:
+                b = params[index]
+                bb = before[index] if before is not None else None
+                gb = grads[index] if grads is not None else None
+                index += 1
+            stats, layer_sums = probes.param_stats(
+                name, _io(W, layer), b,
+                grad_w=None if gw is None else _io(gw, layer),
+                grad_b=gb,
+                delta_w=None if (after is None or Wb is None) else _io(W - Wb, layer),
+                delta_b=None if (after is None or bb is None or b is None) else b - bb,
+            )
+            values.update(stats)
+            sums.append(layer_sums)
+        values.update(probes.model_param_stats(sums))
+        self._activation_values(values, params, forward)
+        if loss is not None:
+            values[(MODEL, "loss")] = float(loss)
+            self.last_loss = float(loss)
+        outputs = None
+        if self.probe is not None:
+            outputs = self._probe_outputs(params)
+            values.update(self._output_values(outputs))
+            if loss is None and (MODEL, "probe_loss") in values:
+                values[(MODEL, "loss")] = values[(MODEL, "probe_loss")]
+                self.last_loss = values[(MODEL, "loss")]
+        self._nonfinite(step, values)
+        self.recorder.record(step, values, outputs)
+
+    def _activation_values(self, values, params, forward: ForwardCopy | None) -> None:
+        zs = acts = None
+        if self.rebuilt is not None and self.rebuilt_verified and self.probe is not None and self._small():
+            try:
+                zs, acts = self.rebuilt.forward(self.rebuilt.from_user(params), self.probe.inputs)
+            except Exception:  # noqa: BLE001
+                zs = acts = None
+        if zs is None and forward is not None:
+            zs, acts = forward.zs, forward.acts
+        if zs is None:
+            return
+        last = len(self.chain.layers) - 1
+        for l, name in enumerate(self.layer_names):
+            stats = probes.activation_stats(
+                name, zs[l], acts[l], self.activation_name(l),
+                saturation_z=self.th.saturation_z, dead_active_frac=self.th.dead_active_frac,
+                max_rows=32, hidden=l < last,
+            )
+            key = (name, "nonfinite")
+            stats[key] = stats.get(key, 0.0) + values.get(key, 0.0)
+            values.update(stats)
+        if forward is not None:
+            self._pool(forward)
+
+    def _probe_outputs(self, params: list[np.ndarray]) -> np.ndarray:
+        """The probe inputs' outputs now: from the rebuilt network once it has been shown to
+        reproduce the program's own outputs, else the latest the program computed for each."""
+        if self.rebuilt is not None and self.rebuilt_verified and self._small():
+            try:
+                _, acts = self.rebuilt.forward(self.rebuilt.from_user(params), self.probe.inputs)
+                if acts[-1].shape == self.probe.outputs.shape:
+                    return np.array(acts[-1], dtype=np.float64)
+            except Exception:  # noqa: BLE001
+                pass
+        return self.probe.outputs.copy()
+
+    def _small(self) -> bool:
+        macs = sum(l.fan_in * l.fan_out for l in self.chain.layers)
+        return macs * (len(self.probe.indices) if self.probe is not None else 0) <= PROBE_FORWARD_MACS
+
+    def _output_values(self, outputs: np.ndarray) -> dict:
+        classification = self.task() == "classification"
+        Y = self.probe_targets
+        probe_loss = None
+        if Y is not None and np.isfinite(outputs).all():
+            probe_loss = self._loss(outputs, Y)
+        lo = float(np.nanmin(Y)) if Y is not None and Y.size else 0.0
+        hi = float(np.nanmax(Y)) if Y is not None and Y.size else 1.0
+        return probes.output_stats(outputs, Y, loss=probe_loss, classification=classification,
+                                   threshold=0.5 * (lo + hi))
+
+    def _nonfinite(self, step: int, values: dict) -> None:
+        if self.nonfinite_seen:
+            return
+        where = [layer for (layer, q), v in values.items() if q == "nonfinite" and v and v > 0]
+        loss = values.get((MODEL, "loss"))
+        if loss is not None and not math.isfinite(loss):
+            where.insert(0, "loss")
+        if where:
+            self.nonfinite_seen = True
+            tensor = where[0] if where[0] in ("loss", MODEL) else f"{where[0]}"
+            layer = where[0] if where[0] in self.layer_names else None
+            self.obs.event("nonfinite", {"tensor": "outputs" if tensor == MODEL else tensor, "step": step},
+                           step=step, layer=layer)
+
+    def _pool(self, forward: ForwardCopy) -> None:
+        for l in range(len(self.chain.layers)):
+            if self.pool_sizes[l] >= POOL_LIMIT:
+                continue
+            z, a = forward.zs[l], forward.acts[l]
+            self.pools[l].append((z, a))
+            self.pool_sizes[l] += z.size
+
+    def _applied_grads(self, before, after) -> list[np.ndarray] | None:
+        """Without gradient arrays, the gradient the code applied: -change / learning rate
+        (the rate fitted by the gradient check; negative when the updates go uphill)."""
+        if not self.lr_fit:
+            return None
+        return [(b - a) / self.lr_fit for a, b in zip(after, before)]
+
+    def _true_grads(self, before, forward: ForwardCopy) -> list[np.ndarray | None] | None:
+        """The gradient of the network's own loss at `before` on the forward's batch."""
+        if self.rebuilt is None or self.data is None or self.targets is None:
+            return None
+        indices = self.data.indices_of(forward.x)
+        if indices is None:
+            return None
+        try:
+            params = self.rebuilt.from_user(before)
+            true = self.rebuilt.gradients(params, forward.x, self.targets[indices], self.loss_kind or "mse")
+            if not true:
+                return None
+            n = len(forward.x)
+            return [g / n for g in self.rebuilt.to_user(true)]
+        except Exception:  # noqa: BLE001
+            return None
+
+    # -- gradient checks ------------------------------------------------------------------------------
+    def _batches(self, forwards: list[ForwardCopy]) -> list[Batch]:
+        """Candidate batches for one step: each forward pass alone, and all of them together
+        (code that sums per-sample gradients over an epoch updates once for all of them)."""
+        batches = [self._batch(f) for f in forwards[:MAX_GRADCHECK_BATCHES]]
+        if len(forwards) > 1:
+            X = np.concatenate([f.x for f in forwards])
+            out = np.concatenate([f.out for f in forwards])
+            _, first = np.unique(X, axis=0, return_index=True)
+            keep = np.sort(first)
+            union = self._batch(ForwardCopy(x=X[keep], out=out[keep], zs=[], acts=[]))
+            batches.insert(0, union)
+        return batches
+
+    def _batch(self, forward: ForwardCopy, indices: np.ndarray | None = None) -> Batch:
+        targets: dict[str, np.ndarray] = {}
+        if self.data is not None:
+            if indices is None:
+                indices = self.data.indices_of(forward.x)
+            if indices is not None:
+                for t in self.data.targets[:3]:
+                    raw = t.raw_rows[indices]
+                    for encoding in ("as_is", "onehot"):
+                        Y = as_target_matrix(raw, self.chain.n_out, encoding)
+                        if Y is not None:
+                            key = encoding if t is self.data.targets[0] else f"{encoding}:{t.name}"
+                            targets[key] = Y
+        return Batch(X=forward.x, out=forward.out, targets=targets)
+
+    def _gradcheck(self, step, before, after, grads, batches: list[Batch], settle: bool = False) -> None:
+        """Check the step's gradients; with `settle`, also choose the loss, targets and signs."""
+        if self.rebuilt is None or not batches or all(not b.targets for b in batches):
+            return
+        self.gradchecked.add(step)
+        self._before_for_check = before
+        if any(g is not None for g in grads):
+            claim = Claim("gradients", [None if g is None else g * s for g, s in zip(grads, self.grad_sign)])
+        else:
+            changes = [a - b for a, b in zip(after, before)]
+            claim = Claim("updates", [None if not np.any(d) else -d for d in changes])
+        if self.encoding is not None:
+            for batch in batches:
+                batch.targets = {k: v for k, v in batch.targets.items() if k == self.encoding} or batch.targets
+        payload = self._check(step, batches, claim)
+        if payload is None:
+            if settle:
+                self.obs.note("netdoctor's rebuilt network did not reproduce the program's outputs, "
+                              "so its gradients were not checked")
+            return
+        self.rebuilt_verified = True
+        if settle:
+            self.loss_kind = payload["loss_kind"]
+            self.reduction = payload["reduction"]
+            encoding, _, other = payload["targets"].partition(":")
+            self.encoding = encoding
+            if other and self.data is not None:
+                # Another array explains the code's gradients better: those are its targets.
+                chosen = [t for t in self.data.targets if t.name == other]
+                self.data.targets = chosen + [t for t in self.data.targets if t.name != other]
+                for batch in batches:
+                    batch.targets = {encoding: batch.targets[payload["targets"]]} \
+                        if payload["targets"] in batch.targets else batch.targets
+                payload["targets"] = encoding
+            self.lr_fit = payload.get("lr_fit")
+            if claim.mode == "gradients":
+                # Some code keeps the descent direction (-g) and adds it: judge each array as
+                # the gradient it stands for; a wrong sign then shows in the updates (ND503).
+                by_name = {row["name"]: row for row in payload["params"]}
+                flipped = False
+                for i, (_, _, name) in enumerate(self.param_roles):
+                    row = by_name.get(name)
+                    if row is not None and math.isfinite(row["cosine"]) and row["cosine"] < 0:
+                        self.grad_sign[i] = -1.0
+                        flipped = True
+                if flipped:
+                    claim = Claim("gradients", [None if g is None else g * s for g, s in zip(grads, self.grad_sign)])
+                    payload = self._check(step, batches, claim) or payload
+        self.obs.event("gradcheck", payload, step=step)
+
+    def _check(self, step: int, batches: list[Batch], claim: Claim) -> dict | None:
+        # Once settled, later checks judge against the same loss and reduction.
+        kinds = (self.loss_kind,) if self.loss_kind else None
+        try:
+            return check_step(self.rebuilt, self._before_for_check, self.param_roles, batches, claim, step=step,
+                              kinds=kinds, reduction=self.reduction)
+        except Exception as exc:  # noqa: BLE001 - a failed check is a note, never the end of the run
+            self.obs.note(f"the gradient check at step {step} failed inside netdoctor: {exc!r}")
+            return None
+
+    # -- facts for the report ----------------------------------------------------------------------------
+    def activation_name(self, index: int) -> str | None:
+        name = self.obs.identified.get(index) or self.chain.layers[index].function
+        return "linear" if name == "identity" else name
+
+    def output_function(self) -> str | None:
+        return self.activation_name(len(self.chain.layers) - 1)
+
+    def task(self) -> str | None:
+        if self.data is None or not self.data.targets:
+            out = self.output_function()
+            return "classification" if out in ("sigmoid", "softmax") else None
+        raw = np.asarray(self.data.targets[0].raw_rows, dtype=np.float64)
+        whole = bool(np.all(raw == np.round(raw)))
+        if self.output_function() in ("sigmoid", "softmax") or (whole and len(np.unique(raw)) <= 20):
+            return "classification"
+        return "regression"
+
+    def pool_pairs(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        pairs = self.pools[index]
+        if not pairs:
+            return None
+        shape = pairs[0][0].shape[1]
+        zs = [z for z, _ in pairs if z.shape[1] == shape]
+        acts = [a for z, a in pairs if z.shape[1] == shape]
+        return np.concatenate(zs), np.concatenate(acts)
+
+
+def recorded(step: int) -> bool:
+    """Whether a step is recorded: every one of the first DENSE_STEPS, then PER_OCTAVE per doubling."""
+    if step <= DENSE_STEPS:
+        return True
+    octave = (step // DENSE_STEPS).bit_length() - 1
+    stride = max(1, (DENSE_STEPS << octave) // PER_OCTAVE)
+    return step % stride == 0
+
+
+def _io(W: np.ndarray, layer) -> np.ndarray:
+    """A weight-shaped array in (in, out) form, as probes expect (fan_in x fan_out)."""
+    return W if layer.weight_form == "in_out" else W.T

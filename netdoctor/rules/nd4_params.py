@@ -1,0 +1,379 @@
+"""ND4xx: the parameters — how they start, whether they move, whether they exist.
+
+Most of these read the ``param_init`` / ``param_final`` events (summary statistics
+of each layer's weights and bias before and after training); ND404 also reads the
+per-layer update and gradient norms.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..types import Severity
+from . import RuleContext, Skip, rule
+from ._common import (
+    activation_of,
+    as_count,
+    as_float,
+    as_name,
+    event_layer,
+    event_location,
+    events,
+    finite_series,
+    fmt,
+    layer_location,
+    layer_names,
+    payload,
+    quiet,
+)
+
+_RELU_LIKE = ("relu", "leaky_relu")
+
+
+def _per_layer(ctx: RuleContext, kind: str) -> dict[str, dict]:
+    """The last event of `kind` for each layer, as {layer: data}."""
+    out = {}
+    for event in events(ctx.trace, kind):
+        layer = event_layer(event)
+        if layer is not None:
+            out[layer] = dict(payload(event))
+    return out
+
+
+def _where(ctx: RuleContext, layer: str):
+    """Where the layer's parameters are created in the user's code, when an observer knew."""
+    for event in events(ctx.trace, "param_init"):
+        if event_layer(event) == layer and event_location(event) is not None:
+            return event_location(event)
+    return layer_location(ctx.trace, layer)
+
+
+def _init(ctx: RuleContext) -> dict[str, dict]:
+    found = _per_layer(ctx, "param_init")
+    if not found:
+        raise Skip("no statistics of the initial parameters were recorded")
+    return found
+
+
+@rule("ND401", "symmetric-init", Severity.ERROR)
+@quiet
+def symmetric_init(ctx: RuleContext):
+    """Units of a layer start identical, and training never tells them apart.
+
+    What it does
+        Reads, per layer, how many units had incoming weights and bias equal to
+        another unit's (within ``symmetric_atol``) before training, and again after
+        it. Units that start identical and are still identical at the end are an
+        error (symmetry never broken); identical at the start with no final
+        statistics recorded, a warning.
+
+    Why is this bad?
+        Identical units compute the same output and receive the same gradient, so
+        they stay identical forever: a layer of 16 such units is a layer of one
+        unit. Constant initialisation (all zeros, all 0.5) causes it.
+
+    Example
+        ``W1 = np.zeros((2, 4))``: the four hidden units of an XOR network remain
+        copies of each other, and XOR cannot be learned with one hidden unit.
+
+    Use instead
+        Draw initial weights at random with a scale suited to the activation:
+        ``rng.normal(0, np.sqrt(2 / (fan_in + fan_out)), (fan_in, fan_out))`` for
+        tanh/sigmoid, ``np.sqrt(2 / fan_in)`` for ReLU. Biases may start at zero.
+    """
+    th = ctx.thresholds
+    init = _init(ctx)
+    final = _per_layer(ctx, "param_final")
+    findings = []
+    for layer in [name for name in layer_names(ctx.trace) if name in init] or list(init):
+        start = as_count(init[layer].get("duplicate_units"))
+        if start == 0:
+            continue
+        units = as_count(init[layer].get("fan_out"))
+        of_units = f" of {units}" if units else ""
+        if layer in final:
+            end = as_count(final[layer].get("duplicate_units"))
+            if end == 0:
+                continue  # identical at first, told apart by training: no harm done
+            message = (f"{layer}: {start}{of_units} units start with the same weights as another unit, "
+                       f"and {end} are still copies after training: symmetry is never broken")
+            severity = Severity.ERROR
+        else:
+            message = f"{layer}: {start}{of_units} units start with the same weights as another unit"
+            severity, end = Severity.WARNING, None
+        findings.append(
+            ctx.finding(
+                message,
+                severity=severity,
+                layer=layer,
+                location=_where(ctx, layer),
+                evidence={
+                    "duplicate_units_init": start,
+                    "duplicate_units_final": end,
+                    "units": units or None,
+                    "w_std_init": as_float(init[layer].get("w_std")),
+                    "symmetric_atol": th.symmetric_atol,
+                },
+            )
+        )
+    return findings
+
+
+@rule("ND402", "same-sign-init", Severity.WARNING)
+@quiet
+def same_sign_init(ctx: RuleContext):
+    """All initial weights of a layer have the same sign.
+
+    What it does
+        Flags layers whose initial weights are all >= 0 (or all <= 0) but not all
+        equal (constant weights are ND401's business). Because a few weights can
+        share a sign by chance, it speaks only when the flagged layers hold at least
+        ``same_sign_min_weights`` weights between them.
+
+    Why is this bad?
+        With only positive weights every unit adds up its inputs the same way, so
+        the units start out strongly correlated and, with sigmoid activations, pushed
+        towards saturation. It is what ``np.random.rand`` (uniform on [0, 1)) gives,
+        often mistaken for a random initialisation centred on 0.
+
+    Example
+        ``W = np.random.rand(n_out, n_in)`` and ``b = np.random.rand(n_out, 1)``.
+
+    Use instead
+        Centre the initial weights on 0 with a scale suited to the activation:
+        ``rng.normal(0, np.sqrt(2 / (fan_in + fan_out)), shape)`` (Glorot) or
+        ``rng.uniform(-r, r, shape)`` with ``r = np.sqrt(6 / (fan_in + fan_out))``;
+        start biases at 0.
+    """
+    th = ctx.thresholds
+    init = _init(ctx)
+    flagged = []
+    for layer in [name for name in layer_names(ctx.trace) if name in init] or list(init):
+        data = init[layer]
+        lo, hi, std = as_float(data.get("w_min")), as_float(data.get("w_max")), as_float(data.get("w_std"))
+        if not (math.isfinite(lo) and math.isfinite(hi)) or not std > 0:
+            continue
+        if lo >= 0 or hi <= 0:
+            n = as_count(data.get("fan_in")) * as_count(data.get("fan_out"))
+            flagged.append((layer, lo, hi, n))
+    total = sum(n for *_, n in flagged)
+    if total < th.same_sign_min_weights:
+        return []
+    findings = []
+    for layer, lo, hi, n in flagged:
+        sign = "non-negative" if lo >= 0 else "non-positive"
+        findings.append(
+            ctx.finding(
+                f"{layer}: all {n or ''} initial weights are {sign} (range {fmt(lo)} to {fmt(hi)})"
+                + (", like U[0, 1) from np.random.rand" if lo >= 0 and hi <= 1 else ""),
+                layer=layer,
+                location=_where(ctx, layer),
+                evidence={
+                    "w_min": lo,
+                    "w_max": hi,
+                    "n_weights": n,
+                    "weights_in_flagged_layers": total,
+                    "same_sign_min_weights": th.same_sign_min_weights,
+                },
+            )
+        )
+    return findings
+
+
+def _recommended_std(activation: str | None, fan_in: int, fan_out: int) -> tuple[float, str]:
+    if activation in _RELU_LIKE:
+        return math.sqrt(2.0 / fan_in), "He, sqrt(2/fan_in)"
+    return math.sqrt(2.0 / (fan_in + fan_out)), "Glorot, sqrt(2/(fan_in+fan_out))"
+
+
+@rule("ND403", "init-scale", Severity.WARNING)
+@quiet
+def init_scale(ctx: RuleContext):
+    """Initial weights are far larger or smaller than the activation needs.
+
+    What it does
+        Compares each layer's initial weight scale (root mean square, so a same-sign
+        offset counts too) with Glorot's ``sqrt(2/(fan_in+fan_out))`` for
+        sigmoid/tanh/linear/softmax layers and He's ``sqrt(2/fan_in)`` for ReLU
+        layers. A ratio outside ``init_scale_ratio`` is a warning, outside
+        ``init_scale_error_ratio`` an error.
+
+    Why is this bad?
+        These scales keep the size of activations and gradients roughly constant
+        from layer to layer. Much larger weights saturate sigmoid/tanh units and
+        make gradients explode; much smaller ones shrink the signal at every layer
+        until nothing reaches the output or flows back.
+
+    Example
+        ``W1 = np.random.randn(784, 256)`` for a tanh layer: std 1 where Glorot
+        suggests 0.044, 23 times too large; every unit saturates at once.
+
+    Use instead
+        ``rng.normal(0, np.sqrt(2 / (fan_in + fan_out)), (fan_in, fan_out))`` for
+        sigmoid/tanh, ``rng.normal(0, np.sqrt(2 / fan_in), ...)`` for ReLU.
+    """
+    th = ctx.thresholds
+    init = _init(ctx)
+    findings = []
+    judged = 0
+    for layer in [name for name in layer_names(ctx.trace) if name in init] or list(init):
+        data = init[layer]
+        fan_in, fan_out = as_count(data.get("fan_in")), as_count(data.get("fan_out"))
+        mean, std = as_float(data.get("w_mean")), as_float(data.get("w_std"))
+        if not (fan_in and fan_out and math.isfinite(mean) and math.isfinite(std)):
+            continue
+        judged += 1
+        activation = as_name(data.get("activation")) or activation_of(ctx.trace, layer)
+        target, rule_name = _recommended_std(activation, fan_in, fan_out)
+        rms = math.sqrt(mean * mean + std * std)
+        ratio = rms / target
+        warn_lo, warn_hi = th.init_scale_ratio
+        err_lo, err_hi = th.init_scale_error_ratio
+        if warn_lo <= ratio <= warn_hi:
+            continue
+        severity = Severity.WARNING if err_lo <= ratio <= err_hi else Severity.ERROR
+        size = "larger" if ratio > 1 else "smaller"
+        findings.append(
+            ctx.finding(
+                f"{layer} ({activation or 'unknown activation'}, {fan_in}->{fan_out}): initial weights have "
+                f"scale {fmt(rms)} (rms), {fmt(ratio, 2)}x the {fmt(target)} of {rule_name}: {size} than the "
+                f"activation needs",
+                severity=severity,
+                layer=layer,
+                location=_where(ctx, layer),
+                evidence={
+                    "w_rms": rms,
+                    "w_mean": mean,
+                    "w_std": std,
+                    "recommended_std": target,
+                    "ratio": ratio,
+                    "init_scale_ratio": th.init_scale_ratio,
+                    "init_scale_error_ratio": th.init_scale_error_ratio,
+                },
+            )
+        )
+    if not judged:
+        raise Skip("the initial statistics lack fan-in/fan-out or weight statistics")
+    return findings
+
+
+_PARAM_SERIES = {"weight": ("update_norm", "grad_norm"), "bias": ("bias_update_norm", "bias_grad_norm")}
+_PARAM_STATS = {"weight": ("w_min", "w_max", "w_mean", "w_std"), "bias": ("b_min", "b_max", "b_std")}
+
+
+@rule("ND404", "frozen-parameter", Severity.ERROR)
+@quiet
+def frozen_parameter(ctx: RuleContext):
+    """A parameter never changes during training.
+
+    What it does
+        Flags a layer's weights or bias whose recorded change is exactly zero at
+        every step. While its gradient is not zero, this is an error: the update
+        step forgets it. With a zero gradient too, a warning: it is cut off from the
+        loss. Where no per-step changes were recorded for a parameter, falls back on
+        its ``param_init`` and ``param_final`` statistics being identical after
+        training (an error when its gradient was seen to be non-zero).
+
+    Why is this bad?
+        A parameter that never moves keeps its initial value: a bias stuck at 0 or at
+        a random value shifts every unit of the layer for good, and the network must
+        contort its other weights around it — or fails to fit.
+
+    Example
+        An update loop that updates the weights but not the biases:
+        ``W -= lr * dW`` with ``b -= lr * db`` missing (or written to a copy).
+
+    Use instead
+        Update every parameter in the same place: ``for p, g in zip(params, grads):
+        p -= lr * g`` (in place, so the arrays the forward pass reads change).
+    """
+    init, final = _per_layer(ctx, "param_init"), _per_layer(ctx, "param_final")
+    layers = list(dict.fromkeys([*layer_names(ctx.trace), *init]))
+    findings = []
+    judged = False
+    for layer in layers:
+        for param, (update_q, grad_q) in _PARAM_SERIES.items():
+            _, grads = finite_series(ctx.trace, grad_q, layer)
+            pushed = bool(len(grads) and np.any(grads > 0))
+            _, changes = finite_series(ctx.trace, update_q, layer)
+            if len(changes):
+                judged = True
+                if np.any(changes != 0):
+                    continue
+                how = f"never changes in {len(changes)} recorded steps"
+            else:
+                keys = _PARAM_STATS[param]
+                before = [as_float(init.get(layer, {}).get(k)) for k in keys]
+                after = [as_float(final.get(layer, {}).get(k)) for k in keys]
+                if not all(math.isfinite(v) for v in before + after) or not ctx.info.steps:
+                    continue
+                judged = True
+                if before != after:
+                    continue
+                how = (f"has exactly the same minimum, maximum and spread after {ctx.info.steps} steps "
+                       f"as before training")
+            findings.append(
+                ctx.finding(
+                    f"{layer}.{param} {how}"
+                    + (f", although its gradient is not zero (norm up to {fmt(grads.max())})" if pushed
+                       else "; no non-zero gradient was seen for it, so no signal may reach it"),
+                    severity=Severity.ERROR if pushed else Severity.WARNING,
+                    layer=layer,
+                    location=_where(ctx, layer),
+                    evidence={
+                        "param": f"{layer}.{param}",
+                        "changes_recorded": int(len(changes)),
+                        "max_grad_norm": float(grads.max()) if len(grads) else None,
+                    },
+                )
+            )
+    if not judged:
+        raise Skip("neither per-step changes nor initial and final parameter statistics recorded")
+    return findings
+
+
+@rule("ND405", "missing-bias", Severity.WARNING)
+@quiet
+def missing_bias(ctx: RuleContext):
+    """A layer has no bias.
+
+    What it does
+        Flags layers recorded as having no bias term (from the run's layer
+        description or the initial parameter statistics).
+
+    Why is this bad?
+        Without a bias every unit's pre-activation is 0 for an all-zero input, so
+        that input is pinned at f(0) through the whole network — 0.5 for a sigmoid
+        output. XOR's (0, 0) -> 0 can then never be fitted, and in general each unit's
+        decision boundary is forced through the origin.
+
+    Example
+        ``h = sigmoid(X @ W1)``; ``out = sigmoid(h @ W2)`` with no ``+ b1``/``+ b2``.
+
+    Use instead
+        Give every layer a bias, initialised at 0 and updated like the weights:
+        ``z = a @ W + b``; ``b -= lr * delta.mean(axis=0)``.
+    """
+    layers = [layer for layer in ctx.info.layers if layer.has_bias is not None]
+    missing = {layer.name for layer in layers if layer.has_bias is False}
+    known = bool(layers)
+    for layer, data in _per_layer(ctx, "param_init").items():
+        if isinstance(data.get("has_bias"), bool):
+            known = True
+            if data["has_bias"] is False:
+                missing.add(layer)
+    if not known:
+        raise Skip("nothing recorded about biases")
+    order = {name: i for i, name in enumerate(layer_names(ctx.trace))}
+    return [
+        ctx.finding(
+            f"{layer} has no bias: an all-zero input reaches its activation as exactly 0 "
+            f"whatever the weights",
+            layer=layer,
+            location=_where(ctx, layer),
+            evidence={"has_bias": False},
+        )
+        for layer in sorted(missing, key=lambda name: order.get(name, len(order)))
+    ]

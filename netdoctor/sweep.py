@@ -1,0 +1,469 @@
+"""Seed sweeps: is it a bug, or bad luck?
+
+A network that fails once may be broken or merely unlucky in its random draw.
+:func:`sweep` runs the same script (or reference MLP) ``n`` times with different
+random seeds and counts how many runs converge::
+
+    result = sweep("train.py", 20)
+    print(result.render())        # "0 of 20 runs converged" -> look for a bug
+                                  # "15 of 20 runs converged" -> a fragile set-up
+
+**Converged**, precisely: the run finished (status "completed" or "stopped"),
+it has no error-severity finding, and its final probe loss is at most
+``loss_ratio`` (default 0.1) times its first recorded probe loss. The probe loss
+is measured on the same fixed batch at every step, so start and end compare;
+when a trace has no probe loss the training loss is used instead. A run whose
+loss was never recorded (or starts at zero or below) is *undetermined* and is
+left out of the rate.
+
+**Seeding a script.** Run ``s`` of a sweep (``s = base_seed + index``) starts
+numpy's global RNG and Python's ``random`` module from ``s``, and
+``np.random.default_rng()`` without a seed returns generators derived from
+``s``. A script that fixes its own seed would give the same run every time, so
+its calls ``np.random.seed(k)``, ``random.seed(k)`` and ``np.random.default_rng(k)``
+are given a seed derived from both ``(s, k)``: runs still differ across the sweep,
+and each run is reproducible. Not varied: ``RandomState(k)``/``Generator(PCG64(k))``
+objects the script builds itself, and other libraries' generators.
+
+**Where seeds run.** On any :class:`concurrent.futures.Executor` the caller
+passes (a process pool over the local cores by default; a cluster's executor takes
+large sweeps elsewhere). Each task must run in its own process, or one at a
+time: the seeding above patches process-wide state. Tasks are plain picklable
+data (a script path, or an MLP's constructor arguments and the data).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import inspect
+import json
+import math
+import os
+import random
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+DEFAULT_LOSS_RATIO = 0.1
+FINISHED = ("completed", "stopped")
+
+# Tags keep the derived seeds of different kinds of call apart.
+_TAG_FRESH, _TAG_INT, _TAG_SEQUENCE = 0, 1, 2
+
+
+# --------------------------------------------------------------------------------------
+# Seeding a script's random number generators
+# --------------------------------------------------------------------------------------
+def _derived_entropy(sweep_seed: int, user_seed: Any, fresh_count: int) -> list[int] | None:
+    """Entropy for a seed call the script made, or None to leave the call alone."""
+    if user_seed is None:
+        return [sweep_seed, _TAG_FRESH, fresh_count]
+    if isinstance(user_seed, (bool, np.bool_)):
+        return None
+    if isinstance(user_seed, (int, np.integer)):
+        return [sweep_seed, _TAG_INT, int(user_seed)] if user_seed >= 0 else None
+    if isinstance(user_seed, (list, tuple, np.ndarray)):
+        values = np.asarray(user_seed)
+        if values.dtype.kind in "iu" and values.ndim == 1 and (values >= 0).all():
+            return [sweep_seed, _TAG_SEQUENCE, *map(int, values)]
+    return None  # strings, floats, generators: passed through unchanged
+
+
+def _as_uint32(entropy: list[int]) -> int:
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def install_seed(seed: int) -> Callable[[], None]:
+    """Seed this process's RNGs for run `seed` of a sweep; return a function that undoes it.
+
+    Meant for the process that executes the user's script, right before it runs.
+    """
+    import numpy.random as npr
+
+    seed = int(seed)
+    original = {
+        "np_seed": npr.seed,
+        "mtrand_seed": npr.mtrand.seed,
+        "default_rng": npr.default_rng,
+        "py_seed": random.seed,
+    }
+    fresh = {"np": 0, "rng": 0, "py": 0}
+
+    def np_seed(user_seed=None):
+        entropy = _derived_entropy(seed, user_seed, fresh["np"])
+        if user_seed is None:
+            fresh["np"] += 1
+        return original["np_seed"](user_seed if entropy is None else _as_uint32(entropy))
+
+    def default_rng(user_seed=None):
+        entropy = _derived_entropy(seed, user_seed, fresh["rng"])
+        if user_seed is None:
+            fresh["rng"] += 1
+        if entropy is None:
+            return original["default_rng"](user_seed)
+        return original["default_rng"](np.random.SeedSequence(entropy))
+
+    def py_seed(user_seed=None, version=2):
+        entropy = _derived_entropy(seed, user_seed, fresh["py"])
+        if user_seed is None:
+            fresh["py"] += 1
+        return original["py_seed"](user_seed if entropy is None else _as_uint32(entropy), version)
+
+    original["np_seed"](_as_uint32([seed]))
+    original["py_seed"](_as_uint32([seed]))
+    npr.seed = np_seed
+    npr.mtrand.seed = np_seed
+    npr.default_rng = default_rng
+    random.seed = py_seed
+
+    def undo() -> None:
+        npr.seed = original["np_seed"]
+        npr.mtrand.seed = original["mtrand_seed"]
+        npr.default_rng = original["default_rng"]
+        random.seed = original["py_seed"]
+
+    return undo
+
+
+@contextmanager
+def seeded_rngs(seed: int) -> Iterator[None]:
+    """``with seeded_rngs(3): ...`` runs the block as run 3 of a sweep (see module doc)."""
+    undo = install_seed(seed)
+    try:
+        yield
+    finally:
+        undo()
+
+
+# --------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SeedRun:
+    """One run of a sweep."""
+
+    index: int
+    seed: int
+    status: str                       # the run's status, or "failed" when it could not be made
+    converged: bool | None            # None: undetermined (no loss recorded)
+    loss_start: float | None = None
+    loss_end: float | None = None
+    loss_kind: str | None = None      # "probe_loss" or "loss": which series was compared
+    error_codes: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()       # every code found, any severity
+    note: str = ""                    # why it did not converge, in words
+
+
+@dataclass
+class SweepResult:
+    target: str
+    runs: list[SeedRun]
+    base_seed: int = 0
+    loss_ratio: float = DEFAULT_LOSS_RATIO
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+    @property
+    def converged(self) -> int:
+        return sum(run.converged is True for run in self.runs)
+
+    @property
+    def determined(self) -> int:
+        return sum(run.converged is not None for run in self.runs)
+
+    @property
+    def rate(self) -> float | None:
+        """Converged runs / runs whose convergence could be judged (None if none could)."""
+        return self.converged / self.determined if self.determined else None
+
+    @property
+    def all_failed(self) -> bool:
+        """No run converged although some could be judged: points at a bug, not at luck."""
+        return self.determined > 0 and self.converged == 0
+
+    def failing_codes(self) -> list[tuple[str, int]]:
+        """Error codes of the runs that did not converge, most common first."""
+        counts = Counter(code for run in self.runs if run.converged is False for code in run.error_codes)
+        return counts.most_common()
+
+    def verdict(self) -> str:
+        judged, ok = self.determined, self.converged
+        if judged == 0:
+            return "cannot judge convergence: no run recorded a loss"
+        if ok == 0:
+            shared = ", ".join(code for code, count in self.failing_codes() if count == judged)
+            tail = f" Every run has {shared}." if shared else ""
+            return (f"no run converged (0 of {judged}): the failure does not depend on the random "
+                    f"draw, so look for a bug.{tail}")
+        if ok == judged:
+            return f"every run converged ({ok} of {judged}): the set-up is robust to the random draw"
+        if ok * 2 >= judged:
+            return (f"{ok} of {judged} runs converged: the code can learn; the failures are bad luck "
+                    "of the draw, a sign of a fragile set-up (initialisation, learning rate, epochs)")
+        return (f"only {ok} of {judged} runs converged: the code can learn, but the set-up is fragile; "
+                "check the initialisation scale, the learning rate and the number of epochs")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "n": self.n,
+            "converged": self.converged,
+            "determined": self.determined,
+            "rate": self.rate,
+            "base_seed": self.base_seed,
+            "criterion": {
+                "loss_ratio": self.loss_ratio,
+                "definition": _criterion_text(self.loss_ratio),
+            },
+            "verdict": self.verdict(),
+            "failing_codes": dict(self.failing_codes()),
+            "runs": [_jsonable_run(run) for run in self.runs],
+            "notes": list(self.notes),
+        }
+
+    def render(self, fmt: str = "text") -> str:
+        if fmt == "json":
+            return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+        if fmt != "text":
+            raise ValueError(f"unknown format {fmt!r} for a seed sweep; expected text or json")
+        return _render_text(self)
+
+    def __str__(self) -> str:
+        return self.render("text")
+
+
+def _criterion_text(loss_ratio: float) -> str:
+    return (f"finished, no error finding, and final probe loss <= {loss_ratio:g} x its first value")
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _jsonable_run(run: SeedRun) -> dict[str, Any]:
+    data = asdict(run)
+    data["loss_start"] = _finite_or_none(run.loss_start)
+    data["loss_end"] = _finite_or_none(run.loss_end)
+    data["error_codes"] = list(run.error_codes)
+    data["codes"] = list(run.codes)
+    return data
+
+
+def _fmt_loss(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}"
+
+
+def _render_text(result: SweepResult) -> str:
+    rate = "" if result.rate is None else f" ({result.rate:.0%})"
+    lines = [
+        f"Seed sweep of {result.target}: {result.converged} of {result.determined} runs converged{rate}",
+        f"  converged = {_criterion_text(result.loss_ratio)}",
+        "",
+        f"  {'seed':>5}  {'status':10s} {'loss start -> end':24s} {'converged':10s} error findings",
+    ]
+    for run in result.runs:
+        loss = f"{_fmt_loss(run.loss_start)} -> {_fmt_loss(run.loss_end)}"
+        verdict = {True: "yes", False: "no", None: "?"}[run.converged]
+        errors = ", ".join(run.error_codes) or "-"
+        lines.append(f"  {run.seed:>5}  {run.status:10s} {loss:24s} {verdict:10s} {errors}")
+        if run.note and run.converged is not True:
+            lines.append(f"  {'':>5}  {run.note}")
+    undetermined = result.n - result.determined
+    if undetermined:
+        lines.append(f"  ({undetermined} run(s) could not be judged and are left out of the rate)")
+    lines.append("")
+    lines.append("Verdict: " + result.verdict())
+    lines.extend("Note: " + note for note in result.notes)
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# Judging one run
+# --------------------------------------------------------------------------------------
+def _first_last(values: np.ndarray) -> tuple[float, float] | None:
+    finite = values[np.isfinite(values)]
+    if len(finite) < 2:
+        return None
+    return float(finite[0]), float(values[-1])  # the last value as recorded: NaN is not converged
+
+
+def judge_run(report, run: str, index: int, seed: int,
+              loss_ratio: float = DEFAULT_LOSS_RATIO) -> SeedRun:
+    """Whether one run of a sweep converged (see the module doc for the definition)."""
+    trace = report.runs[run]
+    findings = report.findings_for(run)
+    error_codes = tuple(sorted({f.code for f in findings if f.is_error}))
+    codes = tuple(sorted({f.code for f in findings}))
+    status = trace.info.status
+
+    loss_kind, ends = None, None
+    for quantity in ("probe_loss", "loss"):
+        _, values = trace.series(quantity)
+        ends = _first_last(values) if len(values) else None
+        if ends is not None:
+            loss_kind = quantity
+            break
+    start, end = ends if ends is not None else (None, None)
+    base = dict(index=index, seed=seed, status=status, loss_start=start, loss_end=end,
+                loss_kind=loss_kind, error_codes=error_codes, codes=codes)
+
+    if status not in FINISHED:
+        return SeedRun(converged=False, note=f"the run {status}", **base)
+    if error_codes:
+        return SeedRun(converged=False, note="error finding(s): " + ", ".join(error_codes), **base)
+    if start is None or start <= 0:
+        return SeedRun(converged=None, note="no usable loss was recorded", **base)
+    if not math.isfinite(end):
+        return SeedRun(converged=False, note="the loss ended non-finite", **base)
+    if end > loss_ratio * start:
+        return SeedRun(converged=False, note=f"the loss only fell to {end / start:.2g} x its start", **base)
+    return SeedRun(converged=True, **base)
+
+
+# --------------------------------------------------------------------------------------
+# Running a sweep
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _SeedTask:
+    """Everything one seed's run needs, as picklable data."""
+
+    index: int
+    seed: int
+    loss_ratio: float
+    options: dict[str, Any]
+    script: str | None = None
+    mlp_class: type | None = None
+    mlp_config: dict[str, Any] | None = None
+    X: Any = None
+    y: Any = None
+    epochs: int | None = None
+
+
+def _run_seed(task: _SeedTask) -> SeedRun:
+    """Run one seed (in a worker process) and judge it."""
+    from .api import diagnose
+
+    try:
+        if task.script is not None:
+            # The script runner executes the script in a process of its own and
+            # calls install_seed(seed) there, right before the script starts.
+            report = diagnose(task.script, seed=task.seed, **task.options)
+        else:
+            model = task.mlp_class(**dict(task.mlp_config, seed=task.seed))
+            report = diagnose(model, task.X, task.y, task.epochs, **task.options)
+        run = next(iter(report.runs))
+        return judge_run(report, run, task.index, task.seed, task.loss_ratio)
+    except Exception as exc:  # noqa: BLE001 - one broken run must not end the sweep
+        return SeedRun(index=task.index, seed=task.seed, status="failed", converged=None,
+                       note=f"{type(exc).__name__}: {exc}")
+
+
+def mlp_config(model: Any) -> dict[str, Any]:
+    """The constructor arguments that rebuild `model` (a reference MLP) with another seed.
+
+    Read from the attributes named like the constructor's parameters (a ``config``
+    dict on the model wins when present). A fault may rescale a number while the
+    model is built (``lr_too_high`` multiplies the learning rate): such a value is
+    divided back, so that the rebuilt model matches the original. ``seed`` is left
+    out: the sweep sets it.
+    """
+    cls = type(model)
+    stored = getattr(model, "config", None)
+    if isinstance(stored, dict):
+        config = dict(stored)
+    else:
+        config = {}
+        for name, param in inspect.signature(cls.__init__).parameters.items():
+            if name in ("self", "seed") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            if hasattr(model, name):
+                config[name] = getattr(model, name)
+    config.pop("seed", None)
+
+    trial = cls(**config)
+    for name, value in config.items():
+        built = getattr(trial, name, value)
+        if isinstance(value, float) and isinstance(built, float) and built != value and value and built:
+            config[name] = value * (value / built)  # undo the construction-time rescaling
+    check = cls(**config)
+    drifted = [name for name, value in config.items()
+               if isinstance(value, float) and not math.isclose(getattr(check, name, value), getattr(model, name, value))]
+    if drifted:
+        raise ValueError(f"cannot rebuild this model with another seed: {', '.join(drifted)} would differ")
+    return config
+
+
+def _tasks(target: Any, n: int, base_seed: int, loss_ratio: float, X: Any, y: Any,
+           epochs: int | None, options: dict[str, Any]) -> tuple[str, list[_SeedTask]]:
+    seeds = [(index, base_seed + index) for index in range(n)]
+    if isinstance(target, (str, os.PathLike)):
+        from .observe.script import check_script
+
+        script = os.fspath(check_script(target))  # a missing file is one clear error, not n failed runs
+        tasks = [_SeedTask(i, s, loss_ratio, options, script=script) for i, s in seeds]
+        return Path(script).name, tasks
+    from .mlp import MLP
+
+    if isinstance(target, MLP):
+        if X is None or y is None:
+            raise TypeError("sweep(MLP, n, X=..., y=..., epochs=...) needs the training data X and y")
+        config = mlp_config(target)
+        tasks = [
+            _SeedTask(i, s, loss_ratio, options, mlp_class=type(target), mlp_config=config,
+                      X=X, y=y, epochs=epochs)
+            for i, s in seeds
+        ]
+        return f"{type(target).__name__}({config.get('layers')})", tasks
+    raise TypeError(
+        "sweep() takes a script path or a netdoctor.MLP; an object of your own cannot be "
+        "rebuilt with a new seed (run your code under a script instead)"
+    )
+
+
+def sweep(target: Any, n: int, *, executor: futures.Executor | None = None, base_seed: int = 0,
+          loss_ratio: float = DEFAULT_LOSS_RATIO, X: Any = None, y: Any = None,
+          epochs: int | None = None, **diagnose_options: Any) -> SweepResult:
+    """Run `target` `n` times with seeds ``base_seed .. base_seed + n - 1``; count convergence.
+
+    `target` is a script path or a reference :class:`netdoctor.MLP` (with ``X``,
+    ``y``, ``epochs``). Seeds run on `executor` (a process pool over the local
+    cores when None; yours is not shut down). Other keywords go to
+    :func:`netdoctor.diagnose` (``timeout=``, ``max_steps=``, ``thresholds=``, ...).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"a sweep needs a positive number of seeds, not {n!r}")
+    if not loss_ratio > 0:
+        raise ValueError("loss_ratio must be positive")
+    options = dict(diagnose_options)
+    options.setdefault("quiet", True)
+    label, tasks = _tasks(target, n, int(base_seed), float(loss_ratio), X, y, epochs, options)
+
+    own = executor is None
+    if own:
+        executor = futures.ProcessPoolExecutor(max_workers=max(1, min(n, os.cpu_count() or 1)))
+    try:
+        pending = [executor.submit(_run_seed, task) for task in tasks]
+        runs = []
+        for task, future in zip(tasks, pending):
+            try:
+                runs.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - e.g. a task that could not be pickled
+                runs.append(SeedRun(index=task.index, seed=task.seed, status="failed",
+                                    converged=None, note=f"{type(exc).__name__}: {exc}"))
+    finally:
+        if own:
+            executor.shutdown(wait=True, cancel_futures=True)
+    notes = []
+    failed = [run for run in runs if run.status == "failed"]
+    if failed:
+        notes.append(f"{len(failed)} run(s) could not be made; first problem: {failed[0].note}")
+    return SweepResult(label, runs, base_seed=int(base_seed), loss_ratio=float(loss_ratio), notes=notes)

@@ -1,0 +1,381 @@
+"""Regression tests on known-bad implementations: assertions and case studies.
+
+Pin down what netdoctor must say about a network::
+
+    from netdoctor.testing import assert_flags, assert_healthy
+
+    def test_double_sigmoid_is_caught():
+        assert_flags("case_studies/xor_stuck_at_half/original.py", "ND101", "activation-mismatch")
+
+    def test_fix_is_healthy():
+        assert_healthy("case_studies/xor_stuck_at_half/fixed.py")
+
+A *target* is anything :func:`netdoctor.diagnose` takes, or a Report already made:
+
+* a script path: ``assert_flags("train.py", "ND101", timeout=30)``
+* your model and the call that trains it: ``assert_flags((net, lambda: net.train(0.1, 2000)), "ND303")``
+* a reference MLP with its data: ``assert_healthy(MLP([2, 4, 1], ...), X=X, y=y, epochs=300)``
+* a :class:`~netdoctor.report.Report`: ``assert_flags(report, "ND4", run="original")``
+
+Extra keyword arguments go to ``diagnose``. Codes may be written as codes
+(``ND101``), symbols (``output-pinned``) or prefixes that select a family
+(``ND2``: any gradient rule). A failed assertion hides these helpers' frames and
+says what netdoctor *did* see::
+
+    DID NOT FLAG ND101 (output-pinned) in run 'original'.
+    Findings: ND402 same-sign-init (warning), ND303 activation-mismatch (error)
+
+The second half of the module runs a case study (:mod:`netdoctor.casefile`) and
+judges it; the pytest plugin, ``netdoctor cases`` and the corpus tests share it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .casefile import CaseSpec
+from .report import Report
+from .types import Finding, Severity
+
+__all__ = [
+    "assert_flags",
+    "assert_healthy",
+    "flagged",
+    "diagnose_target",
+    "CaseOutcome",
+    "ScriptRun",
+    "diagnose_script",
+    "judge_case",
+    "run_case",
+]
+
+_CODE_OR_PREFIX = re.compile(r"^ND\d{0,3}$", re.IGNORECASE)
+_SYMBOL = re.compile(r"^[a-z][a-z0-9-]*$")
+HEALTHY_STATUSES = ("completed", "stopped")  # a run ended by --max-steps is still a full verdict
+
+
+# --------------------------------------------------------------------------------------
+# Matching findings against codes, symbols and prefixes
+# --------------------------------------------------------------------------------------
+def _check_selector(selector: Any) -> str:
+    if not isinstance(selector, str):
+        raise TypeError(f"a rule is named by a string (code, symbol or prefix), not {selector!r}")
+    s = selector.strip()
+    if not (_CODE_OR_PREFIX.match(s) or _SYMBOL.match(s)):
+        raise ValueError(
+            f"{selector!r} is neither a rule code (ND101), a family prefix (ND2) nor a symbol "
+            "(output-pinned)"
+        )
+    return s
+
+
+def matches(finding: Finding, selector: str) -> bool:
+    """Whether `finding` is what `selector` (code, prefix or symbol) names."""
+    return matches_rule(finding.code, finding.symbol, selector)
+
+
+def flagged(report: Report, selector: str, *, run: str | None = None,
+            severity: Severity | str | None = None) -> list[Finding]:
+    """The findings of `run` that `selector` names, at or above `severity` (any when None)."""
+    selector = _check_selector(selector)
+    level = Severity.INFO if severity is None else Severity.parse(severity)
+    name = _pick_run(report, run)
+    return [f for f in report.findings_for(name) if f.severity >= level and matches(f, selector)]
+
+
+def _catalogue_label(selector: str) -> tuple[str, list[str] | None]:
+    """How to name `selector` in a message, and the catalogue's codes it selects.
+
+    The catalogue is consulted only to explain a failure; when it cannot be loaded
+    (rules still being written) the selector is shown as given and the codes are None.
+    """
+    s = selector.strip()
+    try:
+        from .rules import FAMILIES, all_rules
+
+        rules = all_rules()
+    except Exception:  # noqa: BLE001 - an explanation must never hide the real failure
+        return s, None
+    chosen = [r for r in rules if matches_rule(r.code, r.symbol, s)]
+    if not chosen:
+        return s, []
+    if _CODE_OR_PREFIX.match(s) and len(s) < 5:
+        family = FAMILIES.get(s.upper())
+        label = f"{s.upper()} (any {family} rule)" if family else f"{s.upper()} (any rule {s.upper()}*)"
+    else:
+        label = f"{chosen[0].code} ({chosen[0].symbol})"
+    return label, [r.code for r in chosen]
+
+
+def matches_rule(code: str, symbol: str, selector: str) -> bool:
+    """The selector test of :func:`matches`, on a rule's code and symbol."""
+    s = selector.strip()
+    if _CODE_OR_PREFIX.match(s):
+        return code.upper().startswith(s.upper())
+    return symbol == s.lower()
+
+
+def _finding_list(findings: Iterable[Finding]) -> str:
+    items = [f"{f.code} {f.symbol} ({f.severity})" for f in findings]
+    return ", ".join(items) if items else "none"
+
+
+def _pick_run(report: Report, run: str | None) -> str:
+    if not report.runs:
+        raise ValueError("the report holds no run")
+    if run is None:
+        return next(iter(report.runs))
+    if run not in report.runs:
+        raise KeyError(f"no run {run!r} in the report; runs are: {', '.join(report.runs)}")
+    return run
+
+
+def _run_state(report: Report, name: str) -> list[str]:
+    """Lines saying a run did not finish normally, for failure messages."""
+    info = report.runs[name].info
+    if info.status in HEALTHY_STATUSES:
+        return []
+    lines = [f"Run '{name}' {info.status}" + (f" ({info.stop_reason})" if info.stop_reason else "") + "."]
+    if info.error:
+        tail = [row for row in info.error.strip().splitlines() if row.strip()][-3:]
+        lines.extend("  " + row for row in tail)
+    return lines
+
+
+# --------------------------------------------------------------------------------------
+# Targets
+# --------------------------------------------------------------------------------------
+def diagnose_target(target: Any, **options: Any) -> Report:
+    """A Report for `target`: a Report as is, or whatever :func:`netdoctor.diagnose` takes.
+
+    A ``(model, train_callable)`` pair is your own object and the call that trains it;
+    a reference MLP takes its data as keywords (``X=``, ``y=``, ``epochs=``).
+    """
+    if isinstance(target, Report):
+        if options:
+            raise TypeError(
+                f"a Report is already judged; options {', '.join(sorted(options))} cannot apply to it"
+            )
+        return target
+    from .api import diagnose
+
+    if isinstance(target, tuple) and len(target) == 2 and callable(target[1]):
+        model, train = target
+        return diagnose(model, train, **options)
+    return diagnose(target, **options)
+
+
+# --------------------------------------------------------------------------------------
+# Assertions
+# --------------------------------------------------------------------------------------
+def assert_flags(target: Any, *codes: str, severity: Severity | str | None = None,
+                 run: str | None = None, **options: Any) -> Report:
+    """Assert that netdoctor flags `target` with every one of `codes`; return the Report.
+
+    `codes` are codes, symbols or family prefixes; each must match at least one
+    finding of `run` (the first run of the report unless named) at or above
+    `severity` (any severity when None). Other findings are allowed.
+    """
+    __tracebackhide__ = True
+    if not codes:
+        raise TypeError("assert_flags needs at least one code, symbol or prefix to look for")
+    selectors = [_check_selector(code) for code in codes]
+    report = diagnose_target(target, **options)
+    name = _pick_run(report, run)
+    level = Severity.INFO if severity is None else Severity.parse(severity)
+    missing = [s for s in selectors if not flagged(report, s, run=name, severity=level)]
+    if not missing:
+        return report
+
+    labels = []
+    notes: list[str] = []
+    for selector in missing:
+        label, rule_codes = _catalogue_label(selector)
+        labels.append(label)
+        if rule_codes == []:
+            notes.append(f"No rule in the catalogue matches {selector!r}.")
+        if rule_codes is None and re.fullmatch(r"ND\d{3}", selector.upper()):
+            rule_codes = [selector.upper()]  # no catalogue: an exact code still explains itself
+        for code in rule_codes or ():
+            if code in report.skipped.get(name, {}):
+                notes.append(f"{code} was skipped: {report.skipped[name][code]}")
+            if code in report.errors.get(name, {}):
+                last = report.errors[name][code].strip().splitlines()[-1:]
+                notes.append(f"{code} failed inside netdoctor: {' '.join(last)}")
+    where = f" at severity {level} or above" if severity is not None else ""
+    lines = [f"DID NOT FLAG {', '.join(labels)}{where} in run '{name}'."]
+    lines.append(f"Findings: {_finding_list(report.findings_for(name))}")
+    lines.extend(notes)
+    lines.extend(_run_state(report, name))
+    raise AssertionError("\n".join(lines))
+
+
+def assert_healthy(target: Any, *, severity: Severity | str = Severity.ERROR,
+                   run: str | None = None, ignore: Iterable[str] = (), **options: Any) -> Report:
+    """Assert that `run` of `target` finished and has no finding at or above `severity`.
+
+    Healthy means: the run completed (or was stopped by a step limit) and no
+    finding reaches `severity` (default: error; warnings are allowed). `ignore`
+    takes codes, symbols or prefixes to leave out. Returns the Report.
+    """
+    __tracebackhide__ = True
+    ignored = [_check_selector(code) for code in ignore]
+    report = diagnose_target(target, **options)
+    name = _pick_run(report, run)
+    level = Severity.parse(severity)
+    bad = [
+        f for f in report.findings_for(name)
+        if f.severity >= level and not any(matches(f, s) for s in ignored)
+    ]
+    state = _run_state(report, name)
+    if not bad and not state:
+        return report
+    lines = [f"NOT HEALTHY: run '{name}'"
+             + (f" has {len(bad)} finding(s) at {level} or above." if bad else " did not finish.")]
+    for f in bad:
+        where = f" at {f.location}" if f.location is not None else ""
+        lines.append(f"  {f.code} {f.symbol} ({f.severity}){where}: {f.message}")
+    lines.extend(state)
+    raise AssertionError("\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------
+# Case studies: run the scripts, judge them against case.toml
+# --------------------------------------------------------------------------------------
+@dataclass
+class ScriptRun:
+    """One script of a case, diagnosed (or the reason it could not be)."""
+
+    label: str                       # "original", "fixed", or an extra script's file name
+    script: Path
+    report: Report | None = None
+    problem: str | None = None       # netdoctor could not diagnose it at all
+    seconds: float = 0.0
+
+    def require_report(self) -> Report:
+        """The report, or an AssertionError saying why there is none (for test items)."""
+        __tracebackhide__ = True
+        if self.report is None:
+            raise AssertionError(f"could not diagnose {self.script.name}: {self.problem}")
+        return self.report
+
+
+def diagnose_script(script: Path | str, label: str, *, timeout: float | None = None,
+                    **options: Any) -> ScriptRun:
+    """Diagnose one script with its run named `label`; never raises on a broken script."""
+    script = Path(script)
+    started = time.perf_counter()
+    try:
+        report = diagnose_target(
+            os.fspath(script), names=(label, "compare"), timeout=timeout, quiet=True, **options
+        )
+    except Exception as exc:  # noqa: BLE001 - a case that cannot run is a result, not a crash
+        problem = f"{type(exc).__name__}: {exc}"
+        return ScriptRun(label, script, None, problem, time.perf_counter() - started)
+    return ScriptRun(label, script, report, None, time.perf_counter() - started)
+
+
+@dataclass
+class CaseOutcome:
+    """What netdoctor said about one case study, judged against its case.toml.
+
+    Plain data (findings, no traces), so it crosses process boundaries cheaply.
+    """
+
+    spec: CaseSpec
+    found: list[str] = field(default_factory=list)          # checked codes flagged on the original
+    missed: list[str] = field(default_factory=list)         # expected, not flagged, not declared: a regression
+    known_missed: list[str] = field(default_factory=list)   # declared in expected_failures and missed (xfail)
+    fixed_known: list[str] = field(default_factory=list)    # declared as failing but flagged after all (xpass)
+    original_errors: list[Finding] = field(default_factory=list)  # error findings not among the checked codes
+    unhealthy: dict[str, list[Finding]] = field(default_factory=dict)  # fixed/extra label -> its error findings
+    problems: dict[str, str] = field(default_factory=dict)   # label -> could not run / crashed / timed out
+    seconds: float = 0.0
+
+    @property
+    def healthy_labels(self) -> list[str]:
+        return ["fixed", *[p.name for p in self.spec.extra_healthy]]
+
+    @property
+    def failed_healthy(self) -> list[str]:
+        """Fixed/extra scripts that are not healthy (an error finding, or no normal finish)."""
+        return [label for label in self.healthy_labels if self.unhealthy.get(label) or label in self.problems]
+
+    @property
+    def passed(self) -> bool:
+        """No expected code missed (beyond declared ones), every fixed/extra script healthy."""
+        return not self.missed and not self.failed_healthy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case": self.spec.name,
+            "title": self.spec.title,
+            "expected": list(self.spec.checked_codes),
+            "found": list(self.found),
+            "missed": list(self.missed),
+            "known_missed": {code: self.spec.expected_failures[code] for code in self.known_missed},
+            "declared_but_found": list(self.fixed_known),
+            "unexpected_errors_original": [_brief(f) for f in self.original_errors],
+            "errors_healthy": {label: [_brief(f) for f in fs] for label, fs in self.unhealthy.items() if fs},
+            "problems": dict(self.problems),
+            "passed": self.passed,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def _brief(f: Finding) -> dict[str, Any]:
+    return {"code": f.code, "symbol": f.symbol, "severity": str(f.severity), "message": f.message}
+
+
+def judge_case(spec: CaseSpec, runs: Mapping[str, ScriptRun]) -> CaseOutcome:
+    """Compare the diagnosed scripts of a case with what its case.toml expects."""
+    outcome = CaseOutcome(spec, seconds=sum(r.seconds for r in runs.values()))
+    for label, run in runs.items():
+        if run.report is None:
+            outcome.problems[label] = f"could not diagnose: {run.problem}"
+        else:
+            state = _run_state(run.report, label)
+            if state:
+                outcome.problems[label] = " ".join(s.strip() for s in state)
+
+    original = runs["original"].report
+    original_findings = original.findings_for("original") if original else []
+    for code in spec.checked_codes:
+        hit = any(matches(f, code) for f in original_findings)
+        if hit:
+            outcome.found.append(code)
+            if spec.is_known_failure(code):
+                outcome.fixed_known.append(code)
+        elif spec.is_known_failure(code):
+            outcome.known_missed.append(code)
+        else:
+            outcome.missed.append(code)
+    outcome.original_errors = [
+        f for f in original_findings if f.is_error and f.code not in spec.checked_codes
+    ]
+    for label in outcome.healthy_labels:
+        run = runs.get(label)
+        if run is not None and run.report is not None:
+            outcome.unhealthy[label] = [f for f in run.report.findings_for(label) if f.is_error]
+    return outcome
+
+
+def case_scripts(spec: CaseSpec) -> dict[str, Path]:
+    """label -> script for every script of a case, the original first."""
+    scripts = {"original": spec.original, "fixed": spec.fixed}
+    scripts.update((path.name, path) for path in spec.extra_healthy)
+    return scripts
+
+
+def run_case(spec: CaseSpec, **options: Any) -> CaseOutcome:
+    """Diagnose every script of a case (one after the other) and judge the result."""
+    runs = {
+        label: diagnose_script(script, label, timeout=spec.timeout, **options)
+        for label, script in case_scripts(spec).items()
+    }
+    return judge_case(spec, runs)

@@ -1,0 +1,207 @@
+"""`netdoctor cases`: the detection matrix and its exit status."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import re
+from pathlib import Path
+
+import pytest
+
+from netdoctor.cli import main
+
+SYMBOLS = {"ND101": "output-pinned", "ND303": "activation-mismatch", "ND402": "same-sign-init",
+           "ND203": "gradient-mismatch", "ND501": "update-ratio-high"}
+
+
+@pytest.fixture
+def fake_diagnosis(monkeypatch, report_factory, finding_factory):
+    """Scripts declare their diagnosis in a comment: `# findings: ND101:error ND402:warning`."""
+    import netdoctor.api
+
+    def fake(target, X=None, y=None, epochs=None, *, names=("original", "fixed"), **options):
+        text = Path(target).read_text()
+        declared = re.search(r"# findings:(.*)", text)
+        run = names[0]
+        findings = [finding_factory(code, SYMBOLS[code], severity, run=run, message=f"{code} seen")
+                    for code, severity in (item.split(":") for item in (declared.group(1).split() if declared else []))]
+        status = re.search(r"# status: (\w+)", text)
+        return report_factory(findings, runs=(run,), status={run: status.group(1) if status else "completed"})
+
+    monkeypatch.setattr(netdoctor.api, "diagnose", fake)
+
+
+def make_case(root: Path, name: str, expect, original: str, fixed: str, failures=None, extra=None):
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "original.py").write_text(original)
+    (folder / "fixed.py").write_text(fixed)
+    toml = [f'title = "{name}"', 'original = "original.py"', 'fixed = "fixed.py"',
+            "expect = [" + ", ".join(f'"{c}"' for c in expect) + "]"]
+    if extra:
+        for script, text in extra.items():
+            (folder / script).write_text(text)
+        toml.append("extra_healthy = [" + ", ".join(f'"{s}"' for s in extra) + "]")
+    if failures:
+        toml.append("[expected_failures]")
+        toml += [f'{code} = "{reason}"' for code, reason in failures.items()]
+    (folder / "case.toml").write_text("\n".join(toml) + "\n")
+
+
+def good_corpus(root: Path) -> Path:
+    make_case(root, "double_sigmoid", ["ND101", "ND303"],
+              "# findings: ND101:error ND303:error ND402:warning\n", "# findings: ND402:warning\n",
+              extra={"answer.py": "# findings:\n"})
+    make_case(root, "known_miss", ["ND101"], "# findings: ND101:error ND501:error\n", "# findings:\n",
+              failures={"ND203": "the delta is a local variable"})
+    return root
+
+
+def run_cases(capsys, *args):
+    status = main(["cases", *map(str, args)])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_a_clean_corpus_exits_0_with_the_matrix(tmp_path, capsys, fake_diagnosis):
+    status, out, _ = run_cases(capsys, good_corpus(tmp_path / "cases"), "-j", "1", "-q")
+    assert status == 0, out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(("double_sigmoid", "known_miss"))}
+    assert "+ND101 +ND303" in rows["double_sigmoid"]
+    assert "+ND101 ~ND203" in rows["known_miss"]
+    assert "ND501" in rows["known_miss"]  # an error on the original beyond the expected codes
+    assert "recall on expected codes: 3 of 4 (75%); missed: 0; declared known misses: 1" in out
+    assert "fixed versions with an error finding or a failed run: 0 of 2" in out
+    assert "known_miss: known miss ND203 (the delta is a local variable)" in out
+    assert out.rstrip().endswith("result: ok")
+
+
+def test_json_matrix(tmp_path, capsys, fake_diagnosis):
+    status, out, _ = run_cases(capsys, good_corpus(tmp_path / "cases"), "--format", "json", "-j", "1")
+    data = json.loads(out)
+    assert status == 0 and data["ok"] is True
+    assert data["totals"]["expected_codes"] == 4 and data["totals"]["found"] == 3
+    assert data["totals"]["recall"] == 0.75
+    cases = {case["case"]: case for case in data["cases"]}
+    assert cases["double_sigmoid"]["found"] == ["ND101", "ND303"]
+    assert cases["known_miss"]["known_missed"] == {"ND203": "the delta is a local variable"}
+    assert [f["code"] for f in cases["known_miss"]["unexpected_errors_original"]] == ["ND501"]
+
+
+def test_a_missed_code_exits_1(tmp_path, capsys, fake_diagnosis):
+    root = good_corpus(tmp_path / "cases")
+    make_case(root, "regression", ["ND303"], "# findings: ND101:error\n", "# findings:\n")
+    status, out, _ = run_cases(capsys, root, "-j", "1")
+    assert status == 1
+    assert "-ND303" in out and "regression: missed ND303" in out
+    assert out.rstrip().endswith("result: FAIL")
+
+
+@pytest.mark.parametrize("fixed, shown", [
+    ("# findings: ND101:error\n", "ND101"),
+    ("# findings:\n# status: crashed\n", "run failed"),
+])
+def test_an_unhealthy_fixed_version_exits_1(tmp_path, capsys, fake_diagnosis, fixed, shown):
+    root = good_corpus(tmp_path / "cases")
+    make_case(root, "sick_fix", ["ND101"], "# findings: ND101:error\n", fixed)
+    status, out, _ = run_cases(capsys, root, "-j", "1")
+    assert status == 1
+    row = next(line for line in out.splitlines() if line.startswith("sick_fix"))
+    assert shown in row
+    assert "fixed versions with an error finding or a failed run: 1 of 3" in out
+
+
+def test_an_unhealthy_extra_script_exits_1(tmp_path, capsys, fake_diagnosis):
+    root = tmp_path / "cases"
+    make_case(root, "c", ["ND101"], "# findings: ND101:error\n", "# findings:\n",
+              extra={"answer.py": "# findings: ND303:error\n"})
+    status, out, _ = run_cases(capsys, root, "-j", "1")
+    assert status == 1 and "answer.py unhealthy" in out
+
+
+def test_a_declared_miss_that_is_found_is_reported(tmp_path, capsys, fake_diagnosis):
+    root = tmp_path / "cases"
+    make_case(root, "c", ["ND101"], "# findings: ND101:error ND203:error\n", "# findings:\n",
+              failures={"ND203": "thought to be missed"})
+    status, out, _ = run_cases(capsys, root, "-j", "1")
+    assert status == 0
+    assert "ND203 is declared a known miss but was found" in out
+
+
+def test_an_invalid_case_toml_exits_1_and_others_still_run(tmp_path, capsys, fake_diagnosis):
+    root = good_corpus(tmp_path / "cases")
+    (root / "broken").mkdir()
+    (root / "broken" / "case.toml").write_text('title = "x"\n')
+    status, out, _ = run_cases(capsys, root, "-j", "1")
+    assert status == 1
+    assert "invalid case:" in out and "missing required key(s)" in out
+    assert "+ND101 +ND303" in out
+
+
+def test_folders_without_case_toml_are_mentioned(tmp_path, capsys, fake_diagnosis):
+    root = good_corpus(tmp_path / "cases")
+    (root / "draft").mkdir()
+    (root / "draft" / "original.py").write_text("\n")
+    status, out, _ = run_cases(capsys, root, "-j", "1")
+    assert status == 0 and f"not a case yet (no case.toml): {root / 'draft'}" in out
+
+
+def test_no_cases_is_a_usage_error(tmp_path, capsys):
+    assert run_cases(capsys, tmp_path)[0] == 2
+    status, _, err = run_cases(capsys, tmp_path / "missing")
+    assert status == 2 and "no such folder" in err
+
+
+@pytest.mark.skipif(multiprocessing.get_start_method() != "fork",
+                    reason="the stand-in diagnosis reaches worker processes only when they are forked")
+def test_parallel_and_serial_give_the_same_matrix(tmp_path, capsys, fake_diagnosis):
+    root = good_corpus(tmp_path / "cases")
+    make_case(root, "regression", ["ND303"], "# findings: ND101:error\n", "# findings:\n")
+    serial = json.loads(run_cases(capsys, root, "--format", "json", "-j", "1")[1])
+    parallel = json.loads(run_cases(capsys, root, "--format", "json", "-j", "2")[1])
+    for data in (serial, parallel):
+        for case in data["cases"]:
+            case.pop("seconds")
+    assert parallel == serial
+    assert [case["case"] for case in parallel["cases"]] == ["double_sigmoid", "known_miss", "regression"]
+
+
+# -- real scripts -----------------------------------------------------------------------
+REAL = '''
+import numpy as np
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+def activation(z):
+    return {activation}
+
+rng = np.random.default_rng(0)
+X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+y = np.array([[0], [1], [1], [0]], dtype=float)
+W1 = rng.normal(0.0, 1.0, (2, 8)); b1 = np.zeros(8)
+W2 = rng.normal(0.0, 1.0, (8, 1)); b2 = np.zeros(1)
+for epoch in range(1500):
+    h = activation(X @ W1 + b1)
+    out = activation(h @ W2 + b2)
+    d_out = (out - y) * out * (1 - out)
+    d_h = (d_out @ W2.T) * h * (1 - h)
+    W2 -= 2.0 * h.T @ d_out; b2 -= 2.0 * d_out.sum(0)
+    W1 -= 2.0 * X.T @ d_h; b1 -= 2.0 * d_h.sum(0)
+'''
+
+
+def test_real_cases_in_parallel(tmp_path, capsys):
+    pytest.importorskip("netdoctor.observe.objects")
+    root = tmp_path / "cases"
+    bad = REAL.format(activation="1.0 / (1.0 + sigmoid(-z))")
+    good = REAL.format(activation="sigmoid(z)")
+    make_case(root, "double_sigmoid", ["ND303"], bad, good)
+    make_case(root, "wrong_expectation", ["ND303"], good, good)
+    status, out, _ = run_cases(capsys, root, "--format", "json", "-j", "2")
+    data = json.loads(out)
+    cases = {case["case"]: case for case in data["cases"]}
+    assert cases["double_sigmoid"]["passed"], cases["double_sigmoid"]
+    assert cases["wrong_expectation"]["missed"] == ["ND303"]
+    assert status == 1
