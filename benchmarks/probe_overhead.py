@@ -1,8 +1,9 @@
 """Probe overhead: a probed reference run vs plain `fit`, in one process.
 
 Trains the same 784-256-256-10 MLP (ReLU, softmax + cross-entropy, SGD, batch 128)
-on synthetic data (6,400 samples; more steps = more epochs) three ways per repetition -- ``model.fit`` (no probes at all),
-``run_reference`` (probes at every step) and ``diagnose`` (probes + the rule
+on synthetic data (6,400 samples; more steps = more epochs) three ways per
+repetition -- ``model.fit`` (no probes at all), ``run_reference`` (probes, on the
+automatic schedule unless told otherwise) and ``diagnose`` (probes + the rule
 catalogue) -- rotating which goes first, and prints median time ratios against
 ``fit``. The target is <= 1.05x.
 

@@ -413,8 +413,8 @@ class _ReferenceRun:
         """Name the first tensor holding NaN/Inf, in the order the step computed them.
 
         The step's own arrays (training batch, gradients, update, weights) come
-        first; when they are all finite, the probe batch overflowed: name its first
-        layer with NaN/Inf activations, else its loss ("batch": "probe").
+        first; when they are all finite, the probe batch is the culprit: its inputs,
+        else its first layer with NaN/Inf activations, else its loss ("batch": "probe").
         """
         self._nonfinite_seen = True
         tensor, batch = _first_nonfinite_tensor(self.model, state), "training"
@@ -422,7 +422,10 @@ class _ReferenceRun:
             batch = "probe"
             bad = [layer for (layer, q), v in (values or {}).items()
                    if q == "nonfinite" and v > 0 and layer != MODEL]
-            tensor = f"{bad[0]}.a" if bad else "loss"
+            if probes.count_nonfinite(self.Xp):
+                tensor = "input"
+            else:
+                tensor = f"{bad[0]}.a" if bad else "loss"
         layer = tensor.split(".")[0] if tensor.split(".")[0] in self.model.layer_names else None
         self.trace.add_event("nonfinite", {"tensor": tensor, "step": step, "batch": batch},
                              step=step, layer=layer)

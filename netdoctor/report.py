@@ -66,10 +66,20 @@ class Report:
     # -- verdict ------------------------------------------------------------------
     @property
     def ok(self) -> bool:
-        """True when no run has an error-severity finding and every run completed."""
-        return not any(f.is_error for f in self.findings) and all(
+        """True when no run has an error-severity finding and every run trained and finished.
+
+        A run in which no training step was observed is not "ok": nothing was judged.
+        """
+        return not any(f.is_error for f in self.findings) and not self.unobserved() and all(
             t.info.status in ("completed", "stopped") for t in self.runs.values()
         )
+
+    def unobserved(self) -> list[str]:
+        """Names of runs in which not a single parameter update was observed."""
+        return [
+            name for name, trace in self.runs.items()
+            if trace.info.steps <= 0 and len(trace.steps) == 0
+        ]
 
     def findings_for(self, run: str) -> list[Finding]:
         return [f for f in self.findings if f.run == run]
@@ -251,6 +261,11 @@ def write_atomic(target: Path, data: str | bytes) -> None:
     try:
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
             handle.write(data)
+        # mkstemp creates the file private (0600); a report is meant to be shared,
+        # so give it the permissions any new file of the user's would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         try:

@@ -29,7 +29,8 @@ objects the script builds itself, and other libraries' generators.
 passes (a process pool over the local cores by default; a cluster's executor takes
 large sweeps elsewhere). Each task must run in its own process, or one at a
 time: the seeding above patches process-wide state. Tasks are plain picklable
-data (a script path, or an MLP's constructor arguments and the data).
+data (a script path, or an MLP's constructor arguments and the data). A script's
+own output is discarded when it runs in a worker process.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import json
 import math
 import os
 import random
+import sys
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -127,6 +129,23 @@ def install_seed(seed: int) -> Callable[[], None]:
         random.seed = original["py_seed"]
 
     return undo
+
+
+@contextmanager
+def discarded_output() -> Iterator[None]:
+    """Point this process's standard streams at the null device for the block.
+
+    The script runner hands a script's output straight to our streams; runs made in
+    parallel would interleave it into noise. Only for worker processes (or a CLI
+    that prints nothing meanwhile): the swap is process-wide.
+    """
+    saved = sys.stdout, sys.stderr
+    with open(os.devnull, "w") as null:
+        sys.stdout = sys.stderr = null
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = saved
 
 
 @contextmanager
@@ -340,6 +359,7 @@ class _SeedTask:
     seed: int
     loss_ratio: float
     options: dict[str, Any]
+    parent_pid: int = 0               # the sweeping process: its output is left alone
     script: str | None = None
     mlp_class: type | None = None
     mlp_config: dict[str, Any] | None = None
@@ -356,7 +376,11 @@ def _run_seed(task: _SeedTask) -> SeedRun:
         if task.script is not None:
             # The script runner executes the script in a process of its own and
             # calls install_seed(seed) there, right before the script starts.
-            report = diagnose(task.script, seed=task.seed, **task.options)
+            if os.getpid() != task.parent_pid:  # a worker process: n scripts' prints would interleave
+                with discarded_output():
+                    report = diagnose(task.script, seed=task.seed, **task.options)
+            else:
+                report = diagnose(task.script, seed=task.seed, **task.options)
         else:
             model = task.mlp_class(**dict(task.mlp_config, seed=task.seed))
             report = diagnose(model, task.X, task.y, task.epochs, **task.options)
@@ -409,7 +433,7 @@ def _tasks(target: Any, n: int, base_seed: int, loss_ratio: float, X: Any, y: An
         from .observe.script import check_script
 
         script = os.fspath(check_script(target))  # a missing file is one clear error, not n failed runs
-        tasks = [_SeedTask(i, s, loss_ratio, options, script=script) for i, s in seeds]
+        tasks = [_SeedTask(i, s, loss_ratio, options, os.getpid(), script=script) for i, s in seeds]
         return Path(script).name, tasks
     from .mlp import MLP
 
@@ -418,7 +442,7 @@ def _tasks(target: Any, n: int, base_seed: int, loss_ratio: float, X: Any, y: An
             raise TypeError("sweep(MLP, n, X=..., y=..., epochs=...) needs the training data X and y")
         config = mlp_config(target)
         tasks = [
-            _SeedTask(i, s, loss_ratio, options, mlp_class=type(target), mlp_config=config,
+            _SeedTask(i, s, loss_ratio, options, os.getpid(), mlp_class=type(target), mlp_config=config,
                       X=X, y=y, epochs=epochs)
             for i, s in seeds
         ]

@@ -46,11 +46,13 @@ __all__ = [
     "assert_flags",
     "assert_healthy",
     "flagged",
+    "matches",
     "diagnose_target",
     "CaseOutcome",
     "ScriptRun",
     "diagnose_script",
     "judge_case",
+    "case_scripts",
     "run_case",
 ]
 
@@ -291,7 +293,7 @@ class CaseOutcome:
     found: list[str] = field(default_factory=list)          # checked codes flagged on the original
     missed: list[str] = field(default_factory=list)         # expected, not flagged, not declared: a regression
     known_missed: list[str] = field(default_factory=list)   # declared in expected_failures and missed (xfail)
-    fixed_known: list[str] = field(default_factory=list)    # declared as failing but flagged after all (xpass)
+    declared_but_found: list[str] = field(default_factory=list)    # declared as failing but flagged after all (xpass)
     original_errors: list[Finding] = field(default_factory=list)  # error findings not among the checked codes
     unhealthy: dict[str, list[Finding]] = field(default_factory=dict)  # fixed/extra label -> its error findings
     problems: dict[str, str] = field(default_factory=dict)   # label -> could not run / crashed / timed out
@@ -319,7 +321,7 @@ class CaseOutcome:
             "found": list(self.found),
             "missed": list(self.missed),
             "known_missed": {code: self.spec.expected_failures[code] for code in self.known_missed},
-            "declared_but_found": list(self.fixed_known),
+            "declared_but_found": list(self.declared_but_found),
             "unexpected_errors_original": [_brief(f) for f in self.original_errors],
             "errors_healthy": {label: [_brief(f) for f in fs] for label, fs in self.unhealthy.items() if fs},
             "problems": dict(self.problems),
@@ -350,7 +352,7 @@ def judge_case(spec: CaseSpec, runs: Mapping[str, ScriptRun]) -> CaseOutcome:
         if hit:
             outcome.found.append(code)
             if spec.is_known_failure(code):
-                outcome.fixed_known.append(code)
+                outcome.declared_but_found.append(code)
         elif spec.is_known_failure(code):
             outcome.known_missed.append(code)
         else:

@@ -68,7 +68,10 @@ EVENT_KINDS: dict[str, str] = {
     "target_kind ('labels'|'onehot'|'binary'|'continuous'), target_min, target_max, "
     "classes (sorted distinct labels, or None), out_units, "
     "output_range ([lo, hi] the output function actually reaches on z in [-30, 30]), "
-    "targets_outside (fraction of target values outside output_range, 1e-6 tolerance)",
+    "targets_outside (fraction of target values outside output_range, 1e-6 tolerance); "
+    "from code netdoctor observed also: inputs, targets (the arrays' names), target_encoding "
+    "('as_is'|'onehot': how the code's gradients use the targets), labels_broadcast (bool: a "
+    "column of labels is compared with several output units, as numpy broadcasts it)",
     # layer set; before the first update / after the last.
     "param_init": "w_min, w_max, w_mean, w_std, fan_in, fan_out, activation, has_bias, "
     "b_min, b_max, b_std, duplicate_units (units whose incoming weights and bias equal "
@@ -78,10 +81,13 @@ EVENT_KINDS: dict[str, str] = {
     "function": "role ('hidden'|'output'|'derivative'), declared (name or None), "
     "identified (best catalogue match or None), max_err (vs identified), "
     "declared_err (vs declared, or None), f0 (value at z=0), range ([lo, hi] on the grid), "
-    "mistake (bool: identified is a known mistake), description, fix",
+    "mistake (bool: identified is a known mistake), description, fix; for a derivative seen in "
+    "user code also given (what it was applied to: 'pre-activation', 'activation', or read from the deltas)",
     # step set; one event per check.
     "gradcheck": "loss_kind ('mse'|'bce'|'ce' + reduction), h, params: list of "
-    "{layer, param ('weight'|'bias'), rel_err, cosine, scale, n_checked} in forward order",
+    "{layer, param ('weight'|'bias'), rel_err, cosine, scale, n_checked} in forward order; "
+    "for user code also reduction, n_samples, claimed ('gradients'|'updates'), targets, "
+    "lr_fit (the learning rate fitted to the updates), and each param's name in the code",
     "nonfinite": "tensor (e.g. 'loss', 'layer2.z', 'layer1.grad'), step: the first NaN/Inf seen; "
     "batch ('training', or 'probe' when only the probe batch's forward pass overflowed)",
     "roles": "params, gradients, activations (lists of names), ambiguous (list of str), how_to_name",

@@ -22,6 +22,7 @@ def fake_diagnosis(monkeypatch, report_factory, finding_factory):
 
     def fake(target, X=None, y=None, epochs=None, *, names=("original", "fixed"), **options):
         text = Path(target).read_text()
+        print(f"output of {Path(target).name}")  # a script's own prints must not reach the matrix
         declared = re.search(r"# findings:(.*)", text)
         run = names[0]
         findings = [finding_factory(code, SYMBOLS[code], severity, run=run, message=f"{code} seen")
@@ -78,7 +79,8 @@ def test_a_clean_corpus_exits_0_with_the_matrix(tmp_path, capsys, fake_diagnosis
 
 
 def test_json_matrix(tmp_path, capsys, fake_diagnosis):
-    status, out, _ = run_cases(capsys, good_corpus(tmp_path / "cases"), "--format", "json", "-j", "1")
+    status, out, err = run_cases(capsys, good_corpus(tmp_path / "cases"), "--format", "json", "-j", "1")
+    assert "output of" not in out + err
     data = json.loads(out)
     assert status == 0 and data["ok"] is True
     assert data["totals"]["expected_codes"] == 4 and data["totals"]["found"] == 3

@@ -87,3 +87,11 @@ def test_demo_text_and_file_output(tmp_path, capsys):
 def test_demo_rejects_nonsense_epochs(capsys):
     assert main(["demo", "--epochs", "0"]) == 2
     assert "epochs" in capsys.readouterr().err
+
+
+def test_demo_select_limits_the_rules(capsys):
+    status = main(["demo", "--epochs", "50", "--select", "ND303", "--format", "json"])
+    data = json.loads(capsys.readouterr().out)
+    assert {f["code"] for f in data["findings"]} == {"ND303"}
+    assert status == 1
+    assert main(["demo", "--select", "ND999"]) == 2

@@ -267,3 +267,11 @@ def test_a_panel_that_fails_is_noted_and_the_others_still_draw(monkeypatch):
     assert not pictures["grad_norm"].drawn
     assert "deliberately broken panel" in pictures["grad_norm"].note
     assert pictures["loss"].drawn and pictures["outputs"].drawn
+
+
+def test_when_the_first_run_is_a_note_the_next_one_shows_the_shared_scale(report):
+    mixed = Report([_loss_only("no-grads"), report.runs["original"]])
+    fig = plots.figure(mixed, "grad_norm")
+    note_ax, drawn_ax = fig.axes[:2]
+    assert note_ax.yaxis.get_tick_params(which="major").get("labelleft") is False
+    assert drawn_ax.yaxis.get_tick_params(which="major").get("labelleft") is True

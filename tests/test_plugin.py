@@ -206,5 +206,5 @@ def test_real_cases_end_to_end(pytester):
     # A case that expects the impossible: the healthy script flagged as broken.
     make_case(root, "wrong_expectation", expect=["ND303"], original=good, fixed=good)
     result = pytester.runpytest("cases", "-rxf", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4, xfailed=1, failed=1)
+    result.assert_outcomes(passed=5, xfailed=1, failed=1)
     result.stdout.fnmatch_lines(["*wrong_expectation: DID NOT FLAG ND303*"])

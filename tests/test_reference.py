@@ -395,6 +395,25 @@ def test_a_nan_in_the_inputs_is_named_as_the_first_nonfinite_tensor():
     trace = run_reference(tanh_net(batch_size=None), X, y, epochs=3)
     first = trace.events_of("nonfinite")
     assert len(first) == 1
-    assert first[0].data == {"tensor": "input", "step": 1, "batch": "training"}
+    # the probe batch holds every sample here, so the NaN shows before training starts
+    assert first[0].data == {"tensor": "input", "step": 0, "batch": "probe"}
     assert trace.events_of("data")[0].data["x_nonfinite"] == 1
     assert trace.info.status == "completed"
+
+
+def test_a_nan_appearing_in_training_names_the_training_tensor():
+    X, y = blobs(n=40)
+    model = tanh_net(batch_size=None)
+    real_backward = model.backward
+
+    def backward(fwd, Y):  # a gradient goes bad at the third step
+        grads = real_backward(fwd, Y)
+        if model.step == 2:
+            grads.dW[1][0, 0] = np.inf
+        return grads
+
+    model.backward = backward
+    trace = run_reference(model, X, y, epochs=5)
+    first = trace.events_of("nonfinite")
+    assert [e.data for e in first] == [{"tensor": "layer2.grad", "step": 3, "batch": "training"}]
+    assert first[0].layer == "layer2"

@@ -104,7 +104,8 @@ def test_text_shows_where_with_the_offending_line_marked(tmp_path):
     out = text.render(_report([cause]))
     marked = [line for line in out.splitlines() if line.lstrip().startswith(">")]
     assert len(marked) == 1 and "return 1 / (1 + expit(-v))" in marked[0] and " 4 " in marked[0]
-    assert f"act ({script}:4)" in out
+    assert f"act ({script}:4)" in out                      # the Where line: the full path
+    assert out.splitlines()[0].endswith("in act (net.py:4)")  # the headline: just the file
     assert "Fix" in out and "return expit(v)" in out
 
 

@@ -428,6 +428,18 @@ def test_nd402_same_sign_layers_need_enough_weights_between_them():
     assert judge(make_trace(events=[init_event("layer1")]), "ND402") == []
 
 
+def test_nd402_is_an_error_only_when_the_run_did_not_fit():
+    positive = dict(w_min=0.01, w_max=0.95, w_mean=0.5, w_std=0.29)
+    layers = [init_event("layer1", **positive), init_event("layer2", **positive)]
+    stuck = np.full(N, 0.69)                       # loss never moves
+    fitted = 0.69 * np.exp(-np.linspace(0, 6, N))  # loss ends near 0.2% of its start
+    for loss, expected in ((stuck, Severity.ERROR), (fitted, Severity.WARNING)):
+        found = judge(make_trace({(MODEL, "probe_loss"): loss}, events=layers), "ND402")
+        assert {f.severity for f in found} == {expected}
+    # no loss recorded at all: nothing says the run failed, so a warning
+    assert {f.severity for f in judge(make_trace(events=layers), "ND402")} == {Severity.WARNING}
+
+
 def test_nd403_grades_the_scale_against_glorot_and_he():
     glorot = math.sqrt(2 / (784 + 256))
     events = [init_event("layer1", fan_in=784, fan_out=256, w_std=1.0),       # ~23x: error
@@ -555,6 +567,16 @@ def test_nd603_flags_targets_that_do_not_fit_the_output_units():
     assert judge(make_trace(events=[fits]), "ND603") == []
     regression = data_event(target_kind="continuous", classes=None, target_max=2.0)
     assert judge(make_trace(events=[regression], output="linear", task="regression"), "ND603") == []
+
+
+def test_nd603_flags_a_label_column_broadcast_against_several_outputs():
+    broadcast = data_event(y_shape=[4], target_kind="labels", classes=[0, 1, 2], out_units=3,
+                           labels_broadcast=True)
+    assert codes_of(judge(make_trace(events=[broadcast]), "ND603")) == ["ND603"]
+    # the same labels, turned into one-hot rows by the code before the loss, are fine
+    converted = data_event(y_shape=[4], target_kind="labels", classes=[0, 1, 2], out_units=3,
+                           labels_broadcast=False)
+    assert judge(make_trace(events=[converted]), "ND603") == []
 
 
 # --- all rules together --------------------------------------------------------------------------

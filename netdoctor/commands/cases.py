@@ -7,7 +7,7 @@ Totals: recall on the expected codes and how many fixed versions are unhealthy.
 
 Exit status: 0 when every expected code is found (declared misses aside) and
 every fixed/extra script is healthy; 1 otherwise (or when a case.toml is
-invalid); 2 when DIR holds no case study.
+invalid); 2 when DIR holds no case study. The scripts' own output is discarded.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..casefile import CaseFileError, find_cases, folders_without_case, load_case
+from ..sweep import discarded_output
 from ..testing import CaseOutcome, run_case
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -87,17 +88,28 @@ def _progress(done: int, total: int, outcome: CaseOutcome, show: bool) -> None:
               file=sys.stderr, flush=True)
 
 
+def run_case_silently(spec) -> CaseOutcome:
+    """Run one case with its scripts' own output discarded.
+
+    The script runner writes a script's output straight to our standard streams;
+    pointing them at the null device for the duration keeps the matrix readable
+    (``netdoctor diagnose`` on one script shows what it prints).
+    """
+    with discarded_output():
+        return run_case(spec)
+
+
 def run_all(specs, jobs: int, show_progress: bool = False) -> list[CaseOutcome]:
     """Run every case, `jobs` at a time in worker processes; outcomes in the order of `specs`."""
     if jobs <= 1 or len(specs) <= 1:
         outcomes = []
         for done, spec in enumerate(specs, 1):
-            outcomes.append(run_case(spec))
+            outcomes.append(run_case_silently(spec))
             _progress(done, len(specs), outcomes[-1], show_progress)
         return outcomes
     results: dict[int, CaseOutcome] = {}
     with futures.ProcessPoolExecutor(max_workers=min(jobs, len(specs))) as pool:
-        pending = {pool.submit(run_case, spec): i for i, spec in enumerate(specs)}
+        pending = {pool.submit(run_case_silently, spec): i for i, spec in enumerate(specs)}
         for done, future in enumerate(futures.as_completed(pending), 1):
             results[pending[future]] = future.result()
             _progress(done, len(specs), results[pending[future]], show_progress)
@@ -133,21 +145,25 @@ def render_text(root: Path, outcomes: list[CaseOutcome], invalid: list[CaseFileE
                 undeclared: list[Path]) -> str:
     t = totals(outcomes, len(invalid))
     today = datetime.date.today().isoformat()
-    name_w = max([len("case"), *(len(o.spec.name) for o in outcomes)])
-    code_w = max([len("expected (+found -missed ~known miss)"), *(len(_codes_cell(o)) for o in outcomes)])
-    head = (f"{'case':{name_w}s}  {'expected (+found -missed ~known miss)':{code_w}s}  "
-            f"{'other errors: original':22s}  {'errors: fixed':14s}  {'extra healthy':14s}  {'s':>5s}")
-    lines = [f"Detection matrix of {root} — {len(outcomes)} case(s), netdoctor {__version__}, {today}",
-             "", head, "-" * len(head)]
+    header = ("case", "expected (+found -missed ~known miss)", "other errors: original",
+              "errors: fixed", "extra healthy", "s")
+    rows = []
     for o in outcomes:
         extras = [p.name for p in o.spec.extra_healthy]
-        extra_cell = "-" if not extras else (
-            "ok" if not any(label in o.failed_healthy for label in extras)
-            else " ".join(label for label in extras if label in o.failed_healthy) + " unhealthy")
-        lines.append(
-            f"{o.spec.name:{name_w}s}  {_codes_cell(o):{code_w}s}  {_errors_cell(o.original_errors):22s}  "
-            f"{_healthy_cell(o, 'fixed'):14s}  {extra_cell:14s}  {o.seconds:5.1f}"
-        )
+        sick = [label for label in extras if label in o.failed_healthy]
+        extra_cell = "-" if not extras else ("ok" if not sick else " ".join(sick) + " unhealthy")
+        rows.append((o.spec.name, _codes_cell(o), _errors_cell(o.original_errors),
+                     _healthy_cell(o, "fixed"), extra_cell, f"{o.seconds:.1f}"))
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells) -> str:
+        left = "  ".join(f"{cell:{width}s}" for cell, width in zip(cells[:-1], widths[:-1]))
+        return f"{left}  {cells[-1]:>{widths[-1]}s}"
+
+    head = line(header)
+    lines = [f"Detection matrix of {root}: {len(outcomes)} case(s), netdoctor {__version__}, {today}",
+             "", head, "-" * len(head)]
+    lines.extend(line(row) for row in rows)
     lines.append("")
     recall = "n/a" if t.recall is None else f"{t.recall:.0%}"
     lines.append(f"recall on expected codes: {t.found} of {t.checked} ({recall}); "
@@ -161,7 +177,7 @@ def render_text(root: Path, outcomes: list[CaseOutcome], invalid: list[CaseFileE
             details.append(f"{o.spec.name}: missed {code}")
         for code in o.known_missed:
             details.append(f"{o.spec.name}: known miss {code} ({o.spec.expected_failures[code]})")
-        for code in o.fixed_known:
+        for code in o.declared_but_found:
             details.append(f"{o.spec.name}: {code} is declared a known miss but was found; "
                            "remove it from [expected_failures]")
         for label in o.failed_healthy:

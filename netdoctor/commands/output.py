@@ -31,4 +31,15 @@ def emit(report: Report, fmt: str | None, output: str | None, fail_on: str = "er
             return EXIT_USAGE
         sys.stdout.write(report.render(fmt, **(text_options if fmt == "text" else {})) + "\n")
         sys.stdout.flush()
-    return EXIT_FINDINGS if report.fails(fail_on) else EXIT_OK
+    if report.fails(fail_on):
+        return EXIT_FINDINGS
+    for name in report.unobserved():
+        # No finding because nothing was seen is not a clean bill of health.
+        script = report.runs[name].info.script or name
+        print(
+            f"netdoctor: no training step was observed in {script}; nothing was judged "
+            "(see the notes above for how to name the model's arrays)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return EXIT_OK

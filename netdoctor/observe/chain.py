@@ -37,7 +37,6 @@ OPS = {
     "Wtx": ("W.T @ x", "cols", "in_out"),
 }
 MAX_WEIGHTS = 40       # weight candidates tried at one moment
-MAX_INPUTS = 120       # input candidates per weight
 MAX_LINK_CANDIDATES = 400
 
 
@@ -68,6 +67,16 @@ def product(op: str, W: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     if op == "Wtx" and x.shape[0] == r:
         return W.T.astype(np.float64) @ x.astype(np.float64)
     return None
+
+
+HEAD = 16   # samples compared while searching (a link that holds on 16 samples holds)
+
+
+def head(a: np.ndarray, samples: str) -> np.ndarray:
+    """The first HEAD samples of `a`, in its own orientation."""
+    if a.ndim != 2:
+        return a
+    return a[:HEAD] if samples == "rows" else a[:, :HEAD]
 
 
 def samples_of(op: str) -> str:
@@ -103,18 +112,6 @@ def known_functions() -> list[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
             continue  # slope varies between codes: matched separately
         out.append((entry.name, entry.function))
     return out
-
-
-def leaky_slope(z: np.ndarray, a: np.ndarray) -> float | None:
-    """The negative-side slope if `a` is a leaky ReLU of `z` (None if not, or not shown)."""
-    neg = z < -1e-12
-    if not neg.any():
-        return None
-    slopes = a[neg] / z[neg]
-    slope = float(np.median(slopes))
-    if not (0.0 < slope < 1.0) or np.abs(slopes - slope).max() > 1e-6:
-        return None
-    return slope
 
 
 def function_of(name: str, slope: float | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -230,6 +227,13 @@ class ChainSpec:
         return " -> ".join(parts)
 
 
+def _gone(path: Path, ctx: Context) -> bool:
+    """Whether `path` named a local of a function that has returned (e.g. the argument
+    of an activation function): its value is then a temporary, recomputed from x, W, b."""
+    return path.root.kind in ("local", "arg", "result") and (
+        path.root.kind == "result" or ctx.frame_of(path.root.code) is None)
+
+
 def _looks_like_weight(name: str) -> bool:
     leaf = name.lower().rsplit(".", 1)[-1].split("[")[-1].strip("'\"]")
     return leaf.startswith("w") or "weight" in name.lower() or "kernel" in name.lower()
@@ -324,20 +328,12 @@ def _x_shape(op: str, W_shape: tuple, out_shape: tuple) -> tuple | None:
     return None
 
 
-def _bias_row(d: np.ndarray, samples: str, tol: float) -> np.ndarray | None:
-    """d as one bias vector broadcast over samples, or None if it varies across samples."""
-    if d.ndim == 1:
-        return d
-    r = d[0] if samples == "rows" else d[:, 0]
-    spread = d - (r[None, :] if samples == "rows" else r[:, None])
-    return r if np.all(np.abs(spread) <= tol) else None
-
-
 def _informative(a: np.ndarray) -> bool:
-    """Not all equal, not all zero, finite: only such arrays can prove a link."""
+    """Finite and not all zero (a single value, or values not all equal): only such
+    arrays can prove a link."""
     if a.size == 0 or not np.isfinite(a).all():
         return False
-    return a.size == 1 or bool(a.max() > a.min())
+    return bool(a.max() > a.min()) or (a.size == 1 and a.flat[0] != 0)
 
 
 class ChainSearch:
@@ -360,8 +356,12 @@ class ChainSearch:
         self.inverses = _inverses()
         self._products_seen: dict[tuple, Any] = {}
         self._informative_seen: dict[tuple, bool] = {}
+        self._best: ChainSpec | None = None
 
-    def update(self, found: dict[int, Found], calls=(), params: set[int] | None = None) -> ChainSpec | None:
+    def update(self, found: dict[int, Found], calls=(), params: set[int] | None = None,
+               outputs: Callable[[Found], bool] | None = None) -> ChainSpec | None:
+        """Look at the arrays now; returns the best chain. `outputs`, when given, limits
+        which new arrays are tried as a layer's output (a cheaper, narrower search)."""
         from .arrays import fingerprint
 
         if params is not None:
@@ -408,10 +408,13 @@ class ChainSearch:
             link.a = None if link.a is None else found.get(id(link.a.array), link.a)
             kept.append(link)
         self.links = kept
+        if outputs is not None:
+            new = [f for f in new if outputs(f)]
         if new:
             with np.errstate(all="ignore"):
                 self._search(found, new, list(calls))
-        return _longest(self.links) if self.links else None
+        self._best = _longest(self.links) if self.links else None
+        return self._best
 
     # -- the search proper ---------------------------------------------------------------------------
     def _search(self, found: dict[int, Found], new: list[Found], calls: list) -> None:
@@ -419,8 +422,9 @@ class ChainSearch:
         by_shape: dict[tuple, list[Found]] = {}
         for f in items:
             by_shape.setdefault(f.array.shape, []).append(f)
-        # Arrays already placed as an input, z, activation or bias are not weights.
-        placed = {id(m.array) for l in self.links for m in (l.x, l.z, l.a, l.b) if m is not None}
+        # Arrays already placed as a z, an activation or a bias are not weights. (An input
+        # may be a weight taken for an input: x @ W and W.T @ x.T show the same numbers.)
+        placed = {id(m.array) for l in self.links for m in (l.z, l.a, l.b) if m is not None}
         weights = [f for f in items if f.array.ndim == 2 and f.array.dtype.kind == "f"
                    and id(f.array) not in placed
                    and (self.params is None or id(f.array) in self.params)][:MAX_WEIGHTS]
@@ -435,9 +439,14 @@ class ChainSearch:
         for N in fresh:
             for link in self._as_preactivation(N, N.array.astype(np.float64), None, ctx):
                 self.links.append(link)
-        placed = {id(m.array) for l in self.links for m in (l.W, l.b, l.z) if m is not None}
+        # A stored z or a bias is not also an activation (a W may be a mistaken one: x @ W
+        # and W.T @ x.T show the same numbers with the roles swapped).
+        placed = {id(m.array) for l in self.links for m in (l.b, l.z) if m is not None}
+        # Code that keeps every layer's z (the chain so far says so) makes no temporaries:
+        # reading z back through the catalogue's functions would be wasted effort.
+        keeps_z = self._best is not None and all(l.z is not None for l in self._best.layers)
         for N in fresh:
-            if not self._attach(N, ctx) and id(N.array) not in placed:
+            if not self._attach(N, ctx) and id(N.array) not in placed and not keeps_z:
                 self._as_activation_of_temporary(N, ctx)
 
     def _older(self, a: np.ndarray, than: np.ndarray, strict: bool) -> bool:
@@ -458,15 +467,17 @@ class ChainSearch:
             if not group:
                 continue
             P = np.stack([rows(item[3], samples) for item in group])          # (m, n, units)
-            T = rows(target, samples)[None]
+            T = rows(head(target, samples), samples)[None]
             D = T - P
             if mask is not None:
-                D = np.where(rows(mask, samples)[None], D, np.nan)
+                D = np.where(rows(head(mask, samples), samples)[None], D, np.nan)
             rtol = max(relative_tolerance(N.array, *(item[0].array for item in group[:1])),
                        1e-6 if mask is not None else 0.0)   # z read back through f is less precise
             scale = np.maximum(np.nanmax(np.abs(P), axis=(1, 2)), np.nanmax(np.abs(np.where(np.isnan(D), np.nan, T)),
                                                                               axis=(1, 2)))
             tol = rtol * 10 * np.maximum(scale, 1e-30)                           # (m,)
+            # A product negligible next to the target proves nothing (z = ~0 + b).
+            significant = np.abs(P).max(axis=(1, 2)) > 1e-6 * np.nanmax(np.abs(T))
             finite = np.isfinite(D)
             absD = np.where(finite, np.abs(D), 0.0)
             no_bias = finite.any(axis=(1, 2)) & (absD.max(axis=(1, 2)) <= tol)
@@ -485,6 +496,8 @@ class ChainSearch:
                 hit = np.where(ok.any(axis=1), np.argmax(ok, axis=1), -1)
             zeros = [B for B in candidates if not np.any(B.array)]
             for k, (W, op, x, p) in enumerate(group):
+                if not significant[k]:
+                    continue
                 bias = None
                 if not no_bias[k]:
                     if hit[k] < 0:
@@ -507,8 +520,10 @@ class ChainSearch:
         by_shape, weights, _, _ = ctx
         out_array = N.array
         for W in weights:
-            if W is N or W is produced or not self._older(W.array, out_array, strict=True):
-                continue
+            if W is N or W is produced or W.array.size < 2 or not self._older(W.array, out_array, strict=False):
+                continue  # (a 1 x 1 "weight" matches any pair of numbers)
+            if not self._informative(W.array):
+                continue  # all equal (zeros at init, sigmoid(0) everywhere): proves nothing
             for op in OPS:
                 xs = _x_shape(op, W.array.shape, shape)
                 if xs is None:
@@ -521,7 +536,7 @@ class ChainSearch:
                     key = (id(W.array), self.fps.get(id(W.array)), id(x.array), self.fps.get(id(x.array)), op)
                     p = self._products_seen.get(key)
                     if p is None:
-                        p = product(op, W.array, x.array)
+                        p = product(op, W.array, head(x.array, samples_of(op)))
                         # An all-zero product says nothing about which arrays are linked.
                         p = p if p is not None and np.any(p) and np.isfinite(p).all() else False
                         if len(self._products_seen) > 20_000:
@@ -538,6 +553,48 @@ class ChainSearch:
             known = self._informative_seen[key] = _informative(a)
         return known
 
+    def _match_softmax(self, products, N: Found, a: np.ndarray, samples: str, biases) -> list[_Link]:
+        """Links with a = softmax(op(W, x) + b) over each sample's units.
+
+        log(a) is z minus a per-sample constant, so z is compared after removing each
+        sample's first unit from every unit: what remains is b_j - b_0 for all samples.
+        """
+        group = [item for item in products if samples_of(item[1]) == samples]
+        if not group:
+            return []
+        P = np.stack([rows(item[3], samples) for item in group])            # (m, n, units)
+        a = head(a, samples)
+        L = np.log(rows(a, samples))[None]
+        D = L - P
+        Dc = D - D[:, :, :1]
+        R = Dc[:, 0, :]
+        scale = np.maximum(np.abs(P).max(axis=(1, 2)), np.abs(L).max())
+        tol = 1e-6 * 10 * np.maximum(scale, 1e-30)
+        constant = np.abs(Dc - R[:, None, :]).max(axis=(1, 2)) <= tol
+        candidates = [B for B in biases.get(R.shape[1], ()) if B is not N]
+        links = []
+        for k, (W, op, x, p) in enumerate(group):
+            if not constant[k]:
+                continue
+            bias = None
+            if np.abs(R[k]).max() > tol[k]:
+                for B in candidates:
+                    v = B.array.astype(np.float64).reshape(-1)
+                    if B is not W and B is not x and np.abs((v - v[0]) - R[k]).max() <= tol[k]:
+                        bias = B
+                        break
+                if bias is None:
+                    continue
+            else:
+                zeros = [B for B in candidates if not np.any(B.array)]
+                bias = _zero_bias(W, zeros) if zeros else None
+            z = p if bias is None else p + _bias_shaped(bias.array, p.shape, samples)
+            if not matches(unrows(function_of("softmax")(rows(z, samples)), samples, z.shape), a, 1e-6):
+                continue
+            members = {id(m.array): self.fps[id(m.array)] for m in (W, x, N, bias) if m is not None}
+            links.append(_Link(W, op, x, bias, None, a=N, function="softmax", members=members))
+        return links
+
     def _attach(self, N: Found, ctx) -> bool:
         """N as the activation of a link's stored z: a = f(z) for a known or observed f."""
         _, _, _, calls = ctx
@@ -553,8 +610,8 @@ class ChainSearch:
             tol = max(relative_tolerance(Z.array, N.array), 1e-7)
             code = _call_between(calls, Z, N, tol)
             name, slope = _named(self.functions, zr, ar, tol)
-            if code is None and name is None:
-                continue
+            if code is None and (name is None or N.array.size < 2 or not np.any(N.array)):
+                continue  # a single value (or all zeros) matches some function by chance
             link.a, link.function, link.slope, link.function_code = N, name, slope, code
             link.members[id(N.array)] = self.fps[id(N.array)]
             attached = True
@@ -581,10 +638,17 @@ class ChainSearch:
                     return
         a = N.array.astype(np.float64)
         products = None
+        for samples in ("rows", "cols"):
+            if _softmax_like(a, samples):
+                products = list(self._products(N, a.shape, ctx, N))
+                links = self._match_softmax(products, N, a, samples, ctx[2])
+                if links:
+                    self.links.extend(links)
+                    return
         for name, slope, inverse in self.inverses:
             z_hat, mask = inverse(a)
-            if mask.sum() < max(2, a.size // 2):
-                continue
+            if mask.sum() < max(2, a.size // 4):
+                continue  # too few entries where f can be undone (all saturated, all zero)
             if products is None:
                 products = list(self._products(N, a.shape, ctx, N))
                 if not products:
@@ -594,14 +658,22 @@ class ChainSearch:
             f = function_of(name, slope)
             for link in links:
                 samples = samples_of(link.op)
-                p = product(link.op, link.W.array, link.x.array)
+                p = product(link.op, link.W.array, head(link.x.array, samples))
                 z = p if link.b is None else p + _bias_shaped(link.b.array, p.shape, samples)
-                if matches(unrows(f(rows(z, samples)), samples, z.shape), a, 1e-6):
+                if matches(unrows(f(rows(z, samples)), samples, z.shape), head(a, samples), 1e-6):
                     link.function, link.slope = name, slope
                     confirmed.append(link)
             if confirmed:
                 self.links.extend(confirmed)
                 return
+
+
+def _softmax_like(a: np.ndarray, samples: str) -> bool:
+    """Rows (samples) of positive values summing to 1, over at least two units."""
+    if a.ndim != 2 or not np.isfinite(a).all() or a.min() <= 0:
+        return False
+    r = rows(a, samples)
+    return r.shape[1] >= 2 and bool(np.all(np.abs(r.sum(axis=1) - 1.0) <= 1e-9))
 
 
 def _zero_bias(W: Found, zeros: list[Found]) -> Found | None:
@@ -611,6 +683,8 @@ def _zero_bias(W: Found, zeros: list[Found]) -> Found | None:
         score = _affinity(W.path, B.path)
         if score > best_score:
             best, best_score = B, score
+    if best is None and len(zeros) == 1:
+        return zeros[0]   # the only candidate of the layer's width
     return best
 
 
@@ -619,6 +693,9 @@ def _affinity(w: Path, b: Path) -> int:
     score = 0
     if w.steps and b.steps and w.steps[-1][0] == "item" and w.steps[-1] == b.steps[-1] and w.steps != b.steps:
         score += 3                       # weights[1] / biases[1], W[0] / b[0]
+    if (w.root.key() == b.root.key() and w.steps[:-1] == b.steps[:-1] and w.steps and b.steps
+            and isinstance(w.steps[-1][1], int) and b.steps[-1][1] == w.steps[-1][1] + 1):
+        score += 3                       # [W1, b1, W2, b2]: the bias follows its weight
     wn, bn = w.name.lower(), b.name.lower()
     digits_w = "".join(ch for ch in wn if ch.isdigit())
     digits_b = "".join(ch for ch in bn if ch.isdigit())
@@ -631,7 +708,8 @@ def _affinity(w: Path, b: Path) -> int:
 
 
 def _bias_row_masked(d: np.ndarray, samples: str, tol: float) -> np.ndarray | None:
-    """Like _bias_row, ignoring NaN entries (masked out); NaN where no sample shows a unit."""
+    """d as one bias vector broadcast over samples (None if it varies across samples),
+    ignoring NaN entries (masked out); NaN where no sample shows a unit."""
     if d.ndim == 1:
         return d
     D = d if samples == "rows" else d.T
@@ -703,7 +781,13 @@ def find_chain(
 
 
 def _longest(links: list[_Link]) -> ChainSpec | None:
-    """String links into chains (a link's output is the next link's input) and keep the best."""
+    """String links into chains (a link's output is the next link's input) and keep the best.
+
+    A chain keeps one convention (where the samples are, how weights are laid out), and
+    an array plays one role in it: a layer's activation is not also another's weight or
+    bias. Backprop's own algebra (``dW = x.T @ delta``) yields exact links too; these
+    rules keep them out of the forward chain.
+    """
     produced = {id(l.out.array) for l in links if l.out is not None}
     by_input: dict[int, list[_Link]] = {}
     for l in links:
@@ -711,23 +795,46 @@ def _longest(links: list[_Link]) -> ChainSpec | None:
 
     best: ChainSpec | None = None
 
-    def extend(path: list[_Link], used: set[int]) -> None:
+    def roles(l: _Link) -> tuple[set[int], set[int]]:
+        params = {id(l.W.array)} | ({id(l.b.array)} if l.b is not None else set())
+        values = {id(m.array) for m in (l.x, l.z, l.a) if m is not None}
+        return params, values
+
+    def fits(path: list[_Link], l: _Link, params: set[int], values: set[int]) -> bool:
+        first = path[0]
+        if l.op not in _SAME_CONVENTION[first.op]:
+            return False
+        l_params, l_values = roles(l)
+        return not (l_params & values) and not (l_values & params) and id(l.W.array) not in params
+
+    def extend(path: list[_Link], params: set[int], values: set[int]) -> None:
         nonlocal best
         last = path[-1]
-        nexts = [l for l in by_input.get(id(last.out.array), []) if id(l.W.array) not in used]
+        nexts = [l for l in by_input.get(id(last.out.array), []) if fits(path, l, params, values)]
         if not nexts:
             spec = _spec(path)
             if best is None or spec.score() > best.score():
                 best = spec
             return
         for l in nexts:
-            extend(path + [l], used | {id(l.W.array)})
+            l_params, l_values = roles(l)
+            extend(path + [l], params | l_params, values | l_values)
 
     starts = [l for l in links if l.out is not None and id(l.x.array) not in produced] or \
              [l for l in links if l.out is not None]
     for l in starts[:MAX_LINK_CANDIDATES]:
-        extend([l], {id(l.W.array)})
+        l_params, l_values = roles(l)
+        if l_params & l_values:
+            continue
+        extend([l], l_params, l_values)
     return best
+
+
+# Ops that can share a chain: the same place for the samples and the same weight layout
+# (a single sample's vector fits either).
+_SAME_CONVENTION = {
+    "xW": {"xW"}, "Wx": {"Wx"}, "xWt": {"xWt"}, "Wtx": {"Wtx"},
+}
 
 
 def _spec(path: list[_Link]) -> ChainSpec:
@@ -770,6 +877,8 @@ def observe(spec: ChainSpec, ctx: Context, *, check: bool = True) -> ObservedFor
         if current.shape[1] != Wio.shape[0]:
             return None
         stored_z = layer.z.array(ctx) if layer.z is not None else None
+        if layer.z is not None and stored_z is None and not _gone(layer.z, ctx):
+            return None  # the forward pass has not computed this layer yet
         if stored_z is not None:
             z = rows(stored_z, layer.samples)
             if check:

@@ -216,8 +216,8 @@ class ProbeOutputs:
         self._slot = {int(i): k for k, i in enumerate(indices)}
 
     def update(self, batch_indices: np.ndarray, out_rows: np.ndarray) -> None:
-        if out_rows.shape[1] != self.outputs.shape[1]:
-            return
+        if out_rows.ndim != 2 or out_rows.shape[1] != self.outputs.shape[1] or len(batch_indices) != len(out_rows):
+            return  # not this network's output for this batch
         for row, i in enumerate(batch_indices):
             k = self._slot.get(int(i))
             if k is not None:

@@ -9,7 +9,6 @@ training data ("data"), the initial and final parameters ("param_init" /
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ from ..types import LayerInfo, RunInfo
 from .arrays import Context
 from .chain import function_of
 from .functions import declared_name, function_payload, location_of
+from .sites import init_site
 
 HOW_TO_NAME = "watch(model, params=[...], output=...) with the names your code uses"
 
@@ -113,6 +113,17 @@ def _function_events(obs: Any, tracker: Any) -> tuple[list[Event], dict[int, Any
             locations[index] = location
         events.append(Event("function", layer=name, location=location,
                             data=function_payload(ident, role, declared_name(code) if code else None)))
+    seen_layers = {index for index, _ in learned.derivative_of.values()}
+    for index, (z, factor, delta_name, code) in learned.delta_factors.items():
+        if index in seen_layers:
+            continue  # the code's own derivative function was identified for this layer
+        ident = identify.identify_pairs(z, factor, "derivative", tol=th.activation_match_tol)
+        if ident.identified is None:
+            continue  # a factor unlike any derivative: the gradient check speaks for it
+        payload = function_payload(ident, "derivative", tracker.activation_name(index))
+        payload["given"] = f"read from the deltas ({delta_name})"
+        location = location_of(code) if code is not None else None
+        events.append(Event("function", layer=tracker.layer_names[index], location=location, data=payload))
     for code, (index, kind) in learned.derivative_of.items():
         watch = obs.functions.get(code)
         if watch is None or not watch.same_shape or not watch.inputs:
@@ -173,7 +184,8 @@ def _param_events(obs: Any, tracker: Any, final: bool) -> list[Event]:
             Wio = W if layer.weight_form == "in_out" else W.T
             summary = probes.param_summary(Wio, b, activation=tracker.activation_name(l), atol=th.symmetric_atol)
             summary["name"] = layer.W.name
-            events.append(Event(kind, step=step, layer=name, data=summary))
+            where = init_site(layer.W.name, obs.user_files) if kind == "param_init" else None
+            events.append(Event(kind, step=step, layer=name, data=summary, location=where))
     return events
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..types import Location
+from .sites import return_line
 from .arrays import SMALL
 
 # Calls captured in full at first; after that, one call in `stride`, the stride
@@ -77,7 +78,9 @@ def location_of(code: CodeType) -> Location:
                 source = source[:k]
                 break
     function = getattr(code, "co_qualname", code.co_name)
-    return Location(file=code.co_filename, line=first, function=function, source=tuple(source))
+    # Point at the line that computes the value (its `return`), not at the `def`.
+    line = return_line(code.co_filename, first) or first
+    return Location(file=code.co_filename, line=line, function=function, source=tuple(source))
 
 
 def array_arguments(frame: FrameType) -> list[tuple[str, np.ndarray]]:

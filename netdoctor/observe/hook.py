@@ -16,7 +16,6 @@ inline). For those, line events are switched on for chosen code objects only:
 
 from __future__ import annotations
 
-import dis
 import sys
 import threading
 from types import CodeType, FrameType
@@ -25,15 +24,6 @@ from typing import Any, Callable, Iterable
 CallHandler = Callable[[FrameType], None]
 ReturnHandler = Callable[[FrameType, Any], None]
 LineHandler = Callable[[FrameType], None]
-
-_LOOP_OPS = {dis.opmap[name] for name in ("JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT") if name in dis.opmap}
-
-
-def has_loop(code: CodeType) -> bool:
-    """Whether the code object jumps backwards (contains a loop)."""
-    raw = code.co_code
-    return any(raw[i] in _LOOP_OPS for i in range(0, len(raw), 2))
-
 
 class Hook:
     """Dispatches the user's call/return/line events to handlers, cheaply."""
@@ -109,6 +99,10 @@ class Hook:
         """Line events in the user's module-level code (a script's top-level loop)."""
         self._module_lines = enabled
         self._update_tracing()
+
+    @property
+    def line_codes(self) -> set[CodeType]:
+        return set(self._line_codes)
 
     def trace_lines(self, codes: Iterable[CodeType]) -> None:
         """From now on, line events only in frames of these code objects."""

@@ -22,20 +22,22 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
 import numpy as np
 
-from .arrays import Context, Found, Path, discover, fingerprint, small_copy
+from .arrays import Context, Found, Path, discover, fingerprint
 from .chain import ChainSearch, ChainSpec, ObservedForward, observe
 
 MAX_CHECKPOINTS = 20_000     # checkpoints looked at before giving up
 MAX_SECONDS = 4.0            # ... or seconds spent learning
 UPDATES_TO_LEARN = 2         # steps watched before the sites are settled
-LOST_CHECKPOINTS = 200       # checkpoints without a valid forward before searching again
-STAGE1_CHECKPOINTS = 400     # calls/returns looked at before every line is watched too
+LOST_CHECKPOINTS = 200
+QUIET_SEARCHES = 12          # fruitless searches after a whole forward pass before settling       # checkpoints without a valid forward before searching again
+STAGE1_CHECKPOINTS = 300     # calls/returns looked at before every line is watched too
+STAGE1_RETURNS = 3           # ... or returns of one function while no network shows
 STAGE1_SECONDS = 1.5
 COPY_BUDGET = 2_000_000      # elements of arrays copied for later comparison
 _UPDATE_WORDS = ("update", "step", "change", "velocity", "momentum", "delta_w", "deltaw")
@@ -73,6 +75,7 @@ class Learned:
     producers: dict[int, CodeType]         # layer index -> user function that produced its activation
     derivative_of: dict[CodeType, tuple[int, str]]  # user function -> (layer, "z" | "a") it was given
     changing: set[tuple]                   # path keys seen changing (data sets do not)
+    delta_factors: dict[int, tuple]        # layer -> (z, factor, delta name, producer code) from deltas
     last_found: dict[int, Found]
     steps: int
 
@@ -87,11 +90,17 @@ class Learner:
         self.stage_started = (0, self.started)
         self.chain: ChainSpec | None = None
         self.search = ChainSearch()
+        self._ctx: Context | None = None
+        self._key_chains: dict[tuple, ChainSpec] = {}
         self._fps: dict[tuple, tuple] = {}
         self.changing: set[tuple] = set()
         self._changed = True
         self._moved = False                      # the parameters have changed at least once
         self._misses = 0                         # checkpoints in a row where the chain did not hold
+        self._quiet = 0                          # searches in a row that found nothing better
+        self._after_move_searches = 0
+        self._last_arrays: dict[tuple, np.ndarray] = {}
+        self._since_arrays = 0
         self._ref_fp: tuple | None = None        # parameters at the last forward pass
         self._before: list[np.ndarray] | None = None
         self._last_out_fp: dict[str, Any] = {"A": None, "B": None}
@@ -102,11 +111,15 @@ class Learner:
         self.updates = 0
         self.grad_paths: list[Path | None] | None = None
         self.initial: dict[tuple, np.ndarray] = {}
+        self._returns: dict[CodeType, int] = {}
+        self.most_returns = 0
         self.producers: dict[int, CodeType] = {}        # id(array) -> user function that returned it
         self.layer_producers: dict[int, CodeType] = {}  # layer index -> that function
         self.derivative_of: dict[CodeType, tuple[int, str]] = {}
         self.last_found: dict[int, Found] = {}
         self.gave_up: str | None = None
+        self._cycle_seen: dict[int, Found] = {}     # arrays seen during the current cycle
+        self.delta_factors: dict[int, tuple] = {}
 
     # -- budget -----------------------------------------------------------------------------
     def out_of_budget(self) -> bool:
@@ -119,9 +132,15 @@ class Learner:
         return False
 
     def wants_more_lines(self) -> bool:
-        """Whether calls and returns have not been enough: time to watch every line."""
+        """Whether calls and returns have not been enough: time to watch every line.
+
+        That is when a function keeps returning (a loop runs) and no network shows at
+        calls and returns (its algebra is inline), or after a budget of checkpoints.
+        """
         if self.stage != 1 or self.updates >= 1:
             return False  # steps are seen at calls and returns: that is enough
+        if self.chain is None and self.most_returns >= STAGE1_RETURNS:
+            return True
         count, since = self.stage_started
         return self.checkpoints - count > STAGE1_CHECKPOINTS or time.perf_counter() - since > STAGE1_SECONDS
 
@@ -132,6 +151,8 @@ class Learner:
     # -- remembering calls ------------------------------------------------------------------------
     def note_return(self, code: CodeType, value: Any) -> None:
         """Remember which user function returned which array (to locate activations)."""
+        count = self._returns[code] = self._returns.get(code, 0) + 1
+        self.most_returns = max(self.most_returns, count)
         if isinstance(value, np.ndarray):
             self.producers[id(value)] = code
             if len(self.producers) > 4096:
@@ -154,19 +175,47 @@ class Learner:
     def checkpoint(self, ctx: Context, key: tuple, tier: str) -> Learned | None:
         """Look at the program now; returns what was learned once learning is complete."""
         self.checkpoints += 1
+        self._ctx = ctx
         found = discover(self.obs.sources(ctx), self.obs.user_types, skip=self.obs.skip_object)
         self.last_found = found
         self._track(found)
+        if self.chain is not None and len(self._cycle_seen) < 600:
+            for i, f in found.items():
+                self._cycle_seen.setdefault(i, f)
         # Until the parameters first move, search wherever arrays changed (the forward pass
         # is seen growing layer by layer); after that, only where a forward pass completes.
+        if not self._moved and self._ref_fp is not None and self._param_fingerprint(ctx) != self._ref_fp:
+            self._moved = True   # the update has begun: the backward pass's arrays need no search
         if not self._moved:
-            if self._changed:
-                self._search(found)
+            # (At a call the new arrays are its arguments; the return shows them too,
+            # with the result: searching there suffices.)
+            if self._changed and key[1] != "call":
+                if self._search(found):
+                    self._quiet = 0
+                elif self._ref_fp is not None and (len(self._cycle_forwards) >= 2 or self.records):
+                    # The chain held at two forward passes; searches that find nothing better
+                    # (the backward pass's arrays) are not worth their cost for long.
+                    self._quiet += 1
             if self.chain is None:
                 return None
-            if self._ref_fp is not None and self._param_fingerprint(ctx) != self._ref_fp:
+            if self._ref_fp is not None and self._quiet > QUIET_SEARCHES:
                 self._moved = True
+        elif self._changed and key[1] != "call" and self._after_move_searches < QUIET_SEARCHES:
+            # Once training runs, look only at arrays with the chain's samples: a layer the
+            # first forward pass could not show (zero weights, an all-zero input) joins it
+            # as soon as it can be seen; gradients and weights are not even looked at.
+            self._after_move_searches += 1
+            if self._search(found, narrow=True):
+                self._after_move_searches = 0
         forward = observe(self.chain, ctx)
+        self._since_arrays += 1
+        if forward is None and self._last_arrays and self._since_arrays <= 3:
+            # Arrays seen last time under a name that no longer reaches them (a function's
+            # result, since stored in a list): find them again by identity.
+            renamed = rename(self.chain, ctx, found, self._last_arrays)
+            if renamed is not self.chain:
+                self.chain = renamed
+                forward = observe(self.chain, ctx)
         if forward is None:
             self._misses += 1
             if self._moved and self._misses > LOST_CHECKPOINTS:
@@ -174,19 +223,25 @@ class Learner:
                 # was found has moved): search at every change again.
                 self._moved = False
                 self._misses = 0
+                self._quiet = 0
             return None
         self._misses = 0
+        # Name the chain's arrays where they are found now (a function's result becomes an
+        # attribute), so that later checkpoints can reach them again.
+        self.chain = rename(self.chain, ctx, found)
+        self._last_arrays = chain_arrays(self.chain, ctx)   # (valid for the next few checkpoints:
+        self._since_arrays = 0                              # the next forward makes new arrays)
         out_fp = fingerprint(forward.raw_out)
         if out_fp == self._last_out_fp[tier]:
             return None
-        if self._changed and self._search(found):
+        if self._changed and self._search(found, narrow=True):
             forward = observe(self.chain, ctx)
             if forward is None:
                 return None
             out_fp = fingerprint(forward.raw_out)
         # A forward pass has just completed here.
         self._last_out_fp[tier] = out_fp
-        self._note_producers(ctx)
+        self._note_producers(ctx, self.chain)
         param_fp = self._param_fingerprint(ctx)
         if self._ref_fp is None:
             self._start_cycle(ctx, found, param_fp)
@@ -196,22 +251,37 @@ class Learner:
             self._cycle_forwards.append(copy_forward(forward))
         if key not in self._cycle_keys[tier]:
             self._cycle_keys[tier].append(key)
+            self._key_chains[key] = self.chain   # named as it resolves at this very checkpoint
         if self.updates >= UPDATES_TO_LEARN:
             return self._learned(self.cycles[-1])
         return None
 
-    def _search(self, found: dict[int, Found]) -> bool:
-        """Update the chain from the arrays now; True when a different network was adopted."""
+    def _search(self, found: dict[int, Found], narrow: bool = False) -> bool:
+        """Update the chain from the arrays now; True when a different network was adopted.
+
+        `narrow` (once training runs): only look for layers that would feed the chain's
+        first layer, in case the first forward pass hid one (e.g. an all-zero input).
+        """
         self._changed = False
         self.attempts += 1
-        spec = self.search.update(found, self.obs.recent_calls(), params=self.obs.named_param_ids(found))
+        outputs = None
+        if narrow and self.chain is not None:
+            first = next((f.array for f in found.values() if f.path.key() == self.chain.input.key()), None)
+            if first is not None and first.ndim == 2:
+                axis = 0 if self.chain.samples == "rows" else 1
+                n = first.shape[axis]
+                outputs = lambda f: f.array.ndim == 2 and f.array.shape[axis] == n   # noqa: E731
+            else:
+                outputs = lambda f: f.array.ndim == 1   # noqa: E731
+        spec = self.search.update(found, self.obs.recent_calls(), params=self.obs.named_param_ids(found),
+                                  outputs=outputs)
         if spec is None:
             return False
         if self.chain is None or spec.score() > self.chain.score():
             self._adopt(spec, found)
             return True
         if spec.score() == self.chain.score() and _same_params(spec, self.chain):
-            self.chain = spec   # the same network, its arrays named where they live now
+            self.chain = _merge_names(self.chain, spec, self._ctx)   # the same network, better named
         return False
 
     def _track(self, found: dict[int, Found]) -> None:
@@ -224,6 +294,17 @@ class Learner:
                     self.changing.add(key)
                 self._fps[key] = fp
                 self._changed = True
+                self._note_initial(key, f.array, old)
+
+    def _note_initial(self, key: tuple, array: np.ndarray, old: tuple | None) -> None:
+        """Keep each array's value from before training: the first value seen, replaced when
+        a new array takes the place (re-initialised) while no parameter has moved yet;
+        changes in place (updates) never replace it."""
+        if array.dtype.kind != "f" or array.size > COPY_BUDGET // 8:
+            return
+        if key in self.initial and (self._moved or self.records or old is None or old[0] == id(array)):
+            return
+        self.initial[key] = np.array(array, dtype=np.float64, copy=True)
 
     def _adopt(self, spec: ChainSpec, found: dict[int, Found]) -> None:
         self.chain = spec
@@ -237,23 +318,10 @@ class Learner:
         self.updates = 0
         self.grad_paths = None
         self.layer_producers = {}
-        self._take_initial(found)
-
-    def _take_initial(self, found: dict[int, Found]) -> None:
-        """Copies of the float arrays as they are before any update: the initial parameters."""
-        budget = COPY_BUDGET
-        for f in found.values():
-            key = f.path.key()
-            if key in self.initial or f.array.dtype.kind != "f" or f.array.size > budget:
-                continue
-            self.initial[key] = np.array(f.array, dtype=np.float64, copy=True)
-            budget -= f.array.size
 
     def _start_cycle(self, ctx: Context, found: dict[int, Found], param_fp: tuple | None) -> None:
         self._ref_fp = param_fp
         self._before = self._param_copies(ctx)
-        if not self.records:
-            self._take_initial(found)
 
     def _param_paths(self) -> list[Path]:
         return self.chain.param_paths() if self.chain is not None else []
@@ -276,9 +344,9 @@ class Learner:
             out.append(np.array(arr, dtype=np.float64, copy=True))
         return out
 
-    def _note_producers(self, ctx: Context) -> None:
+    def _note_producers(self, ctx: Context, chain: ChainSpec) -> None:
         """Which user function returned each layer's activation (the seed's outputFunction)."""
-        for index, layer in enumerate(self.chain.layers):
+        for index, layer in enumerate(chain.layers):
             if layer.a is None or index in self.layer_producers:
                 continue
             arr = layer.a.array(ctx)
@@ -293,6 +361,7 @@ class Learner:
             self._start_cycle(ctx, found, param_fp)
             return
         self.updates += 1
+        self._after_move_searches = 0
         if self.grad_paths is None:
             self.grad_paths = self._find_gradients(found, self._before, after)
         grads = []
@@ -307,12 +376,37 @@ class Learner:
                 grad = None
             grads.append(grad)
         self.records.append(StepRecord(self.updates, self._before, after, grads, self._cycle_forwards))
+        if self._cycle_forwards:
+            self._read_deltas(self._before, after, self._cycle_forwards[-1], found)
+        self._cycle_seen = {}
         self.cycles.append(self._cycle_keys)
         self._cycle_keys = {"A": [], "B": []}
         self._cycle_forwards = []
         self._before = after
         self._ref_fp = param_fp
         self.obs.after_learning_step(self.updates)
+
+    def _read_deltas(self, before, after, forward: ForwardCopy, found: dict[int, Found]) -> None:
+        """The derivative factor each hidden layer's delta shows (see :mod:`.deltas`)."""
+        from .deltas import derivative_factors
+
+        chain = self.chain
+        weights_io, claimed_io, index = [], [], 0
+        for layer in chain.layers:
+            W0, W1 = before[index], after[index]
+            index += 2 if layer.b is not None else 1
+            io = (lambda a: a) if layer.weight_form == "in_out" else (lambda a: a.T)
+            weights_io.append(io(W0))
+            claimed_io.append(io(W1 - W0))
+        acts_in = [forward.x] + forward.acts[:-1]
+        candidates = list(self._cycle_seen.values()) + [f for i, f in found.items() if i not in self._cycle_seen]
+        try:
+            factors = derivative_factors(chain, acts_in, forward.zs, weights_io, claimed_io, candidates)
+        except Exception:  # noqa: BLE001 - an optional probe
+            return
+        for layer, (z, factor, delta) in factors.items():
+            if layer not in self.delta_factors:
+                self.delta_factors[layer] = (z, factor, delta.name, self.producers.get(id(delta.array)))
 
     def _find_gradients(self, found: dict[int, Found], before, after) -> list[Path | None]:
         """For each parameter, the array whose direction is the parameter's change (if any).
@@ -349,11 +443,12 @@ class Learner:
         rates = [max(opts)[1] for old, opts in zip(before, options) if opts and old.size >= 4]
         rate = float(np.median(rates)) if rates else None
         out: list[Path | None] = []
-        for opts in options:
+        for old, opts in zip(before, options):
             if not opts:
                 out.append(None)
             elif rate is None or rate == 0:
-                out.append(max(opts, key=lambda o: o[0])[2])
+                # Without a rate to compare with, only a big array's alignment means something.
+                out.append(max(opts, key=lambda o: o[0])[2] if old.size >= 4 else None)
             else:
                 out.append(min(opts, key=lambda o: _rate_distance(o[1], rate))[2])
         return out
@@ -369,16 +464,18 @@ class Learner:
         # that each forward is handled once (later checkpoints of the same pass add nothing).
         ordered = cycle["A"] or cycle["B"]
         keys = set(ordered[:1])
+        chain = self._key_chains.get(ordered[0], self.chain) if ordered else self.chain
         activation_codes = set(self.layer_producers.values()) | {
             l.function_code for l in self.chain.layers if l.function_code is not None}
         derivatives = {c: v for c, v in self.derivative_of.items() if c not in activation_codes}
         return Learned(
-            chain=self.chain, forward_keys=keys, line_codes={k[0] for k in keys if k[1] == "line"},
+            chain=chain, forward_keys=keys, line_codes={k[0] for k in keys if k[1] == "line"},
             grad_paths=self.grad_paths or [None] * len(self._param_paths()),
             records=self.records,
             initial=[self.initial.get(path.key()) for path in self._param_paths()],
             producers=dict(self.layer_producers), derivative_of=derivatives,
             changing=set(self.changing), last_found=self.last_found, steps=self.updates,
+            delta_factors=dict(self.delta_factors),
         )
 
 
@@ -397,6 +494,75 @@ def _aligned(delta: np.ndarray, grad: np.ndarray) -> bool:
     if dd == 0 or gg == 0 or not (math.isfinite(dd) and math.isfinite(gg)):
         return False
     return abs(float(np.dot(d, g))) / math.sqrt(dd * gg) >= 0.999
+
+
+# How long a name keeps reaching an array: attributes and globals outlive a function's
+# locals, which outlive the value a function has just returned.
+_STABILITY = {"object": 0, "globals": 0, "local": 1, "arg": 1, "result": 2}
+
+
+def chain_arrays(spec: ChainSpec, ctx: Context) -> dict[tuple, np.ndarray]:
+    """The arrays each of the chain's paths reaches now (by path key)."""
+    out = {}
+    for layer in spec.layers:
+        for path in (layer.W, layer.x, layer.b, layer.z, layer.a):
+            if path is not None:
+                arr = path.array(ctx)
+                if arr is not None:
+                    out[path.key()] = arr
+    return out
+
+
+def rename(spec: ChainSpec, ctx: Context, found: dict[int, Found],
+           last: dict[tuple, np.ndarray] | None = None) -> ChainSpec:
+    """The chain with each path replaced by the best path to the same array now (the
+    array the path reaches, or with `last`, the array it reached last time)."""
+    import dataclasses
+
+    changed = False
+
+    def better(path: Path | None) -> Path | None:
+        nonlocal changed
+        if path is None:
+            return None
+        arr = path.array(ctx)
+        by_identity = False
+        if arr is None and last is not None and path.root.kind == "result":
+            arr, by_identity = last.get(path.key()), True
+        f = found.get(id(arr)) if arr is not None else None
+        if f is None or f.path.key() == path.key():
+            return path
+        if by_identity and f.path.root.kind not in ("object", "globals"):
+            # A function's result is found again only where it lasts (an attribute, a list
+            # in one): an outer function's local is reassigned later, after the forward pass.
+            return path
+        if _STABILITY[f.path.root.kind] > _STABILITY[path.root.kind] and path.array(ctx) is not None:
+            return path   # never trade a lasting name for a passing one (a function's result)
+        changed = True
+        return f.path
+
+    layers = [dataclasses.replace(l, W=better(l.W), x=better(l.x), b=better(l.b), z=better(l.z), a=better(l.a))
+              for l in spec.layers]
+    return dataclasses.replace(spec, layers=layers) if changed else spec
+
+
+def _merge_names(current: ChainSpec, other: ChainSpec, ctx: Context) -> ChainSpec:
+    """`current`, taking `other`'s name for an array where that name lasts at least as long,
+    or where the current name reaches nothing now."""
+    import dataclasses
+
+    def pick(mine: Path | None, theirs: Path | None) -> Path | None:
+        if mine is None or theirs is None:
+            return mine if theirs is None else theirs
+        if mine.array(ctx) is None or _STABILITY[theirs.root.kind] <= _STABILITY[mine.root.kind]:
+            return theirs
+        return mine
+
+    layers = [dataclasses.replace(a, W=pick(a.W, b.W), x=pick(a.x, b.x), b=pick(a.b, b.b), z=pick(a.z, b.z),
+                                  a=pick(a.a, b.a), function=b.function or a.function,
+                                  function_code=b.function_code or a.function_code)
+              for a, b in zip(current.layers, other.layers)]
+    return dataclasses.replace(current, layers=layers)
 
 
 def _same_params(a: ChainSpec, b: ChainSpec) -> bool:

@@ -20,7 +20,6 @@ module owns what the arrays mean. :func:`observe_call` and :class:`Watch` serve
 
 from __future__ import annotations
 
-import inspect
 import sys
 import time
 import traceback
@@ -33,9 +32,9 @@ import numpy as np
 
 from ..config import DEFAULT_THRESHOLDS, Thresholds
 from ..trace import Event, Recorder, Trace
-from ..types import Finding, LayerInfo, Location, RunInfo, Severity
+from ..types import Finding, Location, RunInfo, Severity
 from .arrays import Context, Found, Root, UserTypes
-from .functions import FunctionWatch, bound_callable, declared_name, function_payload, location_of
+from .functions import FunctionWatch, bound_callable
 from .hook import Hook
 from .learn import Learned, Learner
 from .stepper import Tracker
@@ -99,6 +98,7 @@ class Observer:
         self._object_roots: list[tuple[Root, Any]] = []
         self._capturing = True
         self._routed: set = set()
+        self._call_checkpoints: dict[int, int] = {}
         for label, obj in (roots or {}).items():
             self._add_root(obj, "" if len(roots or {}) == 1 else str(label))
         self.phase = "learning"
@@ -143,6 +143,12 @@ class Observer:
                 code = frame.f_code
                 self._finish_capture(frame, value)
                 self.learner.note_return(code, value)
+                started = self._call_checkpoints.pop(id(frame), None)
+                if (started is not None and self.learner.checkpoints == started and self.learner.chain is None
+                        and not self.hook.wants_lines(code)):
+                    # Nothing of the user's ran inside this call: its algebra is inline and
+                    # only its lines can show a forward pass. Watch them from its next call.
+                    self.hook.trace_lines(self.hook.line_codes | {code})
                 self._checkpoint(Context(frame, value), (code, "return", 0), "A")
         except StopRun:
             raise
@@ -239,6 +245,7 @@ class Observer:
                     self.callables[code] = bound_callable(frame)
                 self.learner.note_call(code, call.arg_ids, Context(frame))
         self._checkpoint(Context(frame), (code, "call", 0), "A")
+        self._call_checkpoints[id(frame)] = self.learner.checkpoints
 
     def _checkpoint(self, ctx: Context, key: tuple, tier: str) -> None:
         learned = self.learner.checkpoint(ctx, key, tier)

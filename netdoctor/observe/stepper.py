@@ -31,13 +31,14 @@ from .. import losses as loss_lib
 from .. import probes
 from ..trace import MODEL, Recorder
 from .arrays import Context, Path, fingerprint
-from .chain import ChainSpec, ObservedForward, observe, rows
+from .chain import ChainSpec, observe, rows
 from .data import DataSet, ProbeOutputs, as_target_matrix, find_dataset
 from .gradients import Batch, Claim, check_step
 from .learn import ForwardCopy, Learned, StepRecord, copy_forward
 from .rebuild import Rebuilt, layer_function
 
 MAX_GRADCHECK_BATCHES = 8
+SENTINEL_EVERY = 16        # forwards between full parameter comparisons
 # Steps recorded: all of the first DENSE_STEPS, then PER_OCTAVE per doubling of the step
 # count (a long run costs a few hundred recordings, and early failures are seen in full).
 DENSE_STEPS = 64
@@ -93,6 +94,9 @@ class Tracker:
         self.last_loss: float | None = None
         self.latest: list[np.ndarray] | None = None
         self._before_for_check = None
+        self._forwards = 0
+        self._sentinel = len(self.param_paths) - (2 if self.chain.layers[-1].b is not None else 1)
+        self._sentinel_fp = None
 
         functions = []
         for index, layer in enumerate(self.chain.layers):
@@ -143,6 +147,8 @@ class Tracker:
             self._record(step, record.before, record.after, self._signed(record.grads),
                          record.forwards[0] if record.forwards else None, self._forwards_loss(record.forwards))
         self.param_fp = self._param_fp(ctx)
+        sentinel = self.param_paths[self._sentinel].array(ctx)
+        self._sentinel_fp = None if sentinel is None else fingerprint(sentinel)
         self.before = [np.array(a, dtype=np.float64, copy=True) for a in records[-1].after] if records else None
 
     def _settle_loss(self, records: list[StepRecord]) -> None:
@@ -187,17 +193,30 @@ class Tracker:
         x = self.chain.input.array(ctx)
         if out is None or x is None:
             return
-        fp = fingerprint(out)
-        if fp == self.last_forward_fp:
-            return  # the same forward seen from a second site
-        self.last_forward_fp = fp
-        param_fp = self._param_fp(ctx)
-        if param_fp is None:
-            return
-        if param_fp != self.param_fp:
-            self.param_fp = param_fp
+        if self._moved(ctx):
             self._end_step(ctx)
         self._forward(ctx, x, out)
+
+    def _moved(self, ctx: Context) -> bool:
+        """Whether the parameters changed since the last forward pass (an update happened).
+
+        The output layer's weight moves in every update, so it is checked first and
+        alone; all parameters are compared when it moved, and every SENTINEL_EVERY
+        forwards in case an update left it alone.
+        """
+        self._forwards += 1
+        sentinel = self.param_paths[self._sentinel].array(ctx)
+        if sentinel is None:
+            return False
+        fp = fingerprint(sentinel)
+        if fp == self._sentinel_fp and self._forwards % SENTINEL_EVERY:
+            return False
+        self._sentinel_fp = fp
+        param_fp = self._param_fp(ctx)
+        if param_fp is None or param_fp == self.param_fp:
+            return False
+        self.param_fp = param_fp
+        return True
 
     def _param_fp(self, ctx: Context) -> tuple | None:
         fps = []
@@ -245,16 +264,20 @@ class Tracker:
 
     def _add_loss(self, cycle: Cycle, outr: np.ndarray, Y: np.ndarray) -> None:
         value = self._loss(outr, Y)
-        if math.isfinite(value) or math.isnan(value):
+        if value is not None:
             cycle.loss_sum += value * len(outr)
             cycle.loss_n += len(outr)
 
-    def _loss(self, outr: np.ndarray, Y: np.ndarray) -> float:
+    def _loss(self, outr: np.ndarray, Y: np.ndarray) -> float | None:
+        """The loss of outputs against targets (NaN when the outputs are); None when the
+        targets do not fit the outputs, which is netdoctor's ignorance, not the run's NaN."""
+        if np.ndim(Y) != 2 or np.ndim(outr) != 2 or len(Y) != len(outr) or Y.shape[1] not in (1, outr.shape[1]):
+            return None
         try:
             with np.errstate(all="ignore"):
                 return float(loss_lib.get(self.loss_kind or "mse").value(outr, Y))
         except Exception:  # noqa: BLE001 - shapes the loss cannot take: no loss, not a crash
-            return math.nan
+            return None
 
     def _forwards_loss(self, forwards: list[ForwardCopy]) -> float | None:
         if self.data is None or self.targets is None:
@@ -262,9 +285,10 @@ class Tracker:
         total, n = 0.0, 0
         for fwd in forwards:
             indices = self.data.indices_of(fwd.x)
-            if indices is None:
+            value = None if indices is None else self._loss(fwd.out, self.targets[indices])
+            if value is None:
                 continue
-            total += self._loss(fwd.out, self.targets[indices]) * len(fwd.out)
+            total += value * len(fwd.out)
             n += len(fwd.out)
         return total / n if n else None
 
@@ -421,6 +445,8 @@ class Tracker:
         probe_loss = None
         if Y is not None and np.isfinite(outputs).all():
             probe_loss = self._loss(outputs, Y)
+        elif Y is not None and not np.isnan(outputs).all() and not np.isfinite(outputs[~np.isnan(outputs)]).all():
+            probe_loss = math.nan   # an infinite output: the loss is no number either
         lo = float(np.nanmin(Y)) if Y is not None and Y.size else 0.0
         hi = float(np.nanmax(Y)) if Y is not None and Y.size else 1.0
         return probes.output_stats(outputs, Y, loss=probe_loss, classification=classification,
@@ -454,23 +480,6 @@ class Tracker:
         if not self.lr_fit:
             return None
         return [(b - a) / self.lr_fit for a, b in zip(after, before)]
-
-    def _true_grads(self, before, forward: ForwardCopy) -> list[np.ndarray | None] | None:
-        """The gradient of the network's own loss at `before` on the forward's batch."""
-        if self.rebuilt is None or self.data is None or self.targets is None:
-            return None
-        indices = self.data.indices_of(forward.x)
-        if indices is None:
-            return None
-        try:
-            params = self.rebuilt.from_user(before)
-            true = self.rebuilt.gradients(params, forward.x, self.targets[indices], self.loss_kind or "mse")
-            if not true:
-                return None
-            n = len(forward.x)
-            return [g / n for g in self.rebuilt.to_user(true)]
-        except Exception:  # noqa: BLE001
-            return None
 
     # -- gradient checks ------------------------------------------------------------------------------
     def _batches(self, forwards: list[ForwardCopy]) -> list[Batch]:
@@ -507,10 +516,10 @@ class Tracker:
             return
         self.gradchecked.add(step)
         self._before_for_check = before
+        changes = [a - b for a, b in zip(after, before)]
         if any(g is not None for g in grads):
-            claim = Claim("gradients", [None if g is None else g * s for g, s in zip(grads, self.grad_sign)])
+            claim = Claim("gradients", _mixed_claims(grads, self.grad_sign, changes))
         else:
-            changes = [a - b for a, b in zip(after, before)]
             claim = Claim("updates", [None if not np.any(d) else -d for d in changes])
         if self.encoding is not None:
             for batch in batches:
@@ -547,7 +556,7 @@ class Tracker:
                         self.grad_sign[i] = -1.0
                         flipped = True
                 if flipped:
-                    claim = Claim("gradients", [None if g is None else g * s for g, s in zip(grads, self.grad_sign)])
+                    claim = Claim("gradients", _mixed_claims(grads, self.grad_sign, changes))
                     payload = self._check(step, batches, claim) or payload
         self.obs.event("gradcheck", payload, step=step)
 
@@ -587,6 +596,27 @@ class Tracker:
         zs = [z for z, _ in pairs if z.shape[1] == shape]
         acts = [a for z, a in pairs if z.shape[1] == shape]
         return np.concatenate(zs), np.concatenate(acts)
+
+
+def _mixed_claims(grads, signs, changes) -> list[np.ndarray | None]:
+    """Gradient arrays where the code keeps them; elsewhere the change divided by the
+    learning rate those arrays show (W -= lr * dW), i.e. the gradient the code applied."""
+    ratios = []
+    for g, s, d in zip(grads, signs, changes):
+        if g is not None:
+            gg = float(np.vdot(g, g))
+            if gg > 0:
+                ratios.append(-float(np.vdot(d, g * s)) / gg)
+    rate = float(np.median(ratios)) if ratios else 0.0
+    out = []
+    for g, s, d in zip(grads, signs, changes):
+        if g is not None:
+            out.append(g * s)
+        elif rate and np.any(d):
+            out.append(-d / rate)
+        else:
+            out.append(None)
+    return out
 
 
 def recorded(step: int) -> bool:

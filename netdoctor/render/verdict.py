@@ -11,8 +11,9 @@ Choosing the root cause
     cannot reach the targets (ND3), gradients that vanish (ND2), an
     initialisation that keeps units alike (ND4), updates (ND5), data (ND6).
     The top of the report therefore prefers a non-ND1 finding, then the more
-    severe one, then one that points at a line of the user's code; the ND1
-    findings of the same run are shown above it as the symptom it explains.
+    severe one, then one that points at a line of the user's code, then the
+    family order of :data:`FAMILY_ORDER`; the ND1 findings of the same run are
+    shown above it as the symptom it explains.
 """
 
 from __future__ import annotations
@@ -179,9 +180,10 @@ class Verdict:
     @property
     def tone(self) -> str:
         """'bad', 'good', or 'unknown' when a run was not observed at all."""
-        if not self.ok:
-            return "bad"
-        return "good" if all(r.observed for r in self.runs) else "unknown"
+        blind = not self.runs or not all(r.observed for r in self.runs)
+        if blind and not any(r.n_errors or r.status == "crashed" for r in self.runs):
+            return "unknown"  # not ok only because nothing was seen
+        return "good" if self.ok else "bad"
 
     @property
     def headlined(self) -> tuple[Finding, ...]:
@@ -276,8 +278,15 @@ def _title(runs: tuple[RunSummary, ...], causes: tuple[Cause, ...]) -> str:
     if first.cause is None:
         return f"{first.run} crashed: {first.crash}"
     f = first.cause.finding
-    where = f" in {f.location}" if f.location is not None else (f" in {f.layer}" if f.layer else "")
+    where = f" in {short_location(f.location)}" if f.location is not None else (f" in {f.layer}" if f.layer else "")
     return f"{first.run} is NOT healthy: {f.code} {f.symbol}{where}"
+
+
+def short_location(location: Location) -> str:
+    """'Net.act (train.py:12)': the headline names the file; the Where line gives its full path."""
+    name = Path(location.file).name or location.file
+    where = name if location.line is None else f"{name}:{location.line}"
+    return f"{location.function} ({where})" if location.function else where
 
 
 def _compare(report, runs: tuple[RunSummary, ...]) -> Comparison:

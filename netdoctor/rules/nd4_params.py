@@ -23,8 +23,9 @@ from ._common import (
     events,
     finite_series,
     fmt,
-    layer_location,
+    has_fitted,
     layer_names,
+    loss_curve,
     payload,
     quiet,
 )
@@ -43,11 +44,15 @@ def _per_layer(ctx: RuleContext, kind: str) -> dict[str, dict]:
 
 
 def _where(ctx: RuleContext, layer: str):
-    """Where the layer's parameters are created in the user's code, when an observer knew."""
+    """Where the layer's parameters are created in the user's code, when an observer knew.
+
+    Never the layer's own location: that is where its activation function lives, and
+    pointing an initialisation finding there would send the reader to the wrong line.
+    """
     for event in events(ctx.trace, "param_init"):
         if event_layer(event) == layer and event_location(event) is not None:
             return event_location(event)
-    return layer_location(ctx.trace, layer)
+    return None
 
 
 def _init(ctx: RuleContext) -> dict[str, dict]:
@@ -130,7 +135,9 @@ def same_sign_init(ctx: RuleContext):
         Flags layers whose initial weights are all >= 0 (or all <= 0) but not all
         equal (constant weights are ND401's business). Because a few weights can
         share a sign by chance, it speaks only when the flagged layers hold at least
-        ``same_sign_min_weights`` weights between them.
+        ``same_sign_min_weights`` weights between them. A warning when the network
+        fitted its data anyway; an error when the run never got its loss down to
+        ``plateau_fit_loss`` of where it started.
 
     Why is this bad?
         With only positive weights every unit adds up its inputs the same way, so
@@ -161,13 +168,23 @@ def same_sign_init(ctx: RuleContext):
     total = sum(n for *_, n in flagged)
     if total < th.same_sign_min_weights:
         return []
+    # Same-sign weights are survivable; together with a run that never fitted they are
+    # a cause of it, so the finding is then an error.
+    try:
+        _, loss, _ = loss_curve(ctx.trace)
+        failed = len(loss) >= 2 and not has_fitted(loss, th)
+    except Skip:
+        failed = False
+    severity = Severity.ERROR if failed else Severity.WARNING
     findings = []
     for layer, lo, hi, n in flagged:
         sign = "non-negative" if lo >= 0 else "non-positive"
         findings.append(
             ctx.finding(
                 f"{layer}: all {n or ''} initial weights are {sign} (range {fmt(lo)} to {fmt(hi)})"
-                + (", like U[0, 1) from np.random.rand" if lo >= 0 and hi <= 1 else ""),
+                + (", like U[0, 1) from np.random.rand" if lo >= 0 and hi <= 1 else "")
+                + ("; the run did not fit its data" if failed else ""),
+                severity=severity,
                 layer=layer,
                 location=_where(ctx, layer),
                 evidence={
@@ -176,6 +193,8 @@ def same_sign_init(ctx: RuleContext):
                     "n_weights": n,
                     "weights_in_flagged_layers": total,
                     "same_sign_min_weights": th.same_sign_min_weights,
+                    "run_fitted": not failed,
+                    "plateau_fit_loss": th.plateau_fit_loss,
                 },
             )
         )

@@ -190,6 +190,14 @@ def target_shape(ctx: RuleContext):
                    f"but the network has a single output unit")
     elif width is not None and width > 1 and width != units:
         problem = f"targets have {width} columns but the network has {units} output units"
+    elif data.get("labels_broadcast") is True and units > 1:
+        # numpy broadcasts an (n,) or (n, 1) label column against (n, units) outputs without a
+        # word: every unit is then trained towards the class number itself.
+        names = f" {data['targets']}" if isinstance(data.get("targets"), str) else ""
+        problem = (f"the targets{names} are one column of labels ({', '.join(fmt(c) for c in (classes or [])[:6])}) "
+                   f"compared with all {units} output units, which numpy broadcasts silently; "
+                   "each unit is pulled towards the class number instead of 0/1")
+        evidence["labels_broadcast"] = True
     if problem is not None:
         return [ctx.finding(problem, evidence=evidence, location=_where(ctx))]
     guess = _labels_in_one_unit(ctx, data, units, shape)

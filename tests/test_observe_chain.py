@@ -1,0 +1,170 @@
+"""The layer chain inferred from arrays alone (netdoctor.observe.chain).
+
+Each test builds the arrays a hand-written forward pass leaves behind, in one of the
+ways people write them, and checks that the chain (weights, biases, layout, sample
+axis, functions) comes out right — and that nothing is found where nothing holds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from netdoctor.observe.arrays import Context, Found, Path, Root, fingerprint
+from netdoctor.observe.chain import ChainSearch, find_chain, observe
+from netdoctor.observe.functions import Call
+
+rng = np.random.default_rng(0)
+
+
+def found(namespace: dict | None = None, **arrays) -> list[Found]:
+    """The arrays as module globals of `namespace` (so that rebinding one there is seen)."""
+    namespace = arrays if namespace is None else namespace
+    return [Found(Path(Root("globals", name, obj=namespace)), a) for name, a in namespace.items()]
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def describe(spec):
+    return [(l.W.name, l.b.name if l.b else None, l.weight_form, l.samples, l.function) for l in spec.layers]
+
+
+def test_rows_in_out_with_stored_z_and_a():
+    X = rng.normal(size=(8, 3))
+    W1, b1 = rng.normal(size=(3, 4)), rng.normal(size=(1, 4))
+    W2, b2 = rng.normal(size=(4, 2)), rng.normal(size=2)
+    z1 = X @ W1 + b1
+    a1 = np.tanh(z1)
+    z2 = a1 @ W2 + b2
+    a2 = sigmoid(z2)
+    spec = find_chain(found(X=X, W1=W1, b1=b1, z1=z1, a1=a1, W2=W2, b2=b2, z2=z2, a2=a2))
+    assert describe(spec) == [("W1", "b1", "in_out", "rows", "tanh"), ("W2", "b2", "in_out", "rows", "sigmoid")]
+    assert spec.input.name == "X" and spec.output.name == "a2"
+    assert (spec.n_in, spec.n_out) == (3, 2)
+
+
+def test_columns_out_in_with_temporary_z_and_relu():
+    X = rng.normal(size=(3, 10))                       # one sample per column
+    W1, b1 = rng.normal(size=(5, 3)), rng.normal(size=(5, 1))
+    W2 = rng.normal(size=(2, 5))
+    H = np.maximum(W1 @ X + b1, 0)                     # z never stored
+    Yhat = sigmoid(W2 @ H)
+    spec = find_chain(found(X=X, W1=W1, b1=b1, H=H, W2=W2, Yhat=Yhat))
+    assert describe(spec) == [("W1", "b1", "out_in", "cols", "relu"), ("W2", None, "out_in", "cols", "sigmoid")]
+
+
+def test_x_at_w_transposed_like_a_linear_module():
+    X = rng.normal(size=(6, 2))
+    W = rng.normal(size=(4, 2))                        # (out, in), used as X @ W.T
+    b = rng.normal(size=4)
+    h = sigmoid(X @ W.T + b)
+    spec = find_chain(found(X=X, W=W, b=b, h=h))
+    assert describe(spec) == [("W", "b", "out_in", "rows", "sigmoid")]
+
+
+def test_softmax_output_computed_inline():
+    X = rng.normal(size=(7, 3))
+    W, b = rng.normal(size=(3, 4)), rng.normal(size=4)
+    scores = X @ W + b
+    e = np.exp(scores - scores.max(axis=1, keepdims=True))
+    probs = e / e.sum(axis=1, keepdims=True)
+    spec = find_chain(found(X=X, W=W, b=b, probs=probs))
+    assert describe(spec) == [("W", "b", "in_out", "rows", "softmax")]
+
+
+def test_a_bias_still_at_zero_is_found_by_its_name():
+    X = rng.normal(size=(5, 2))
+    W1, b1 = rng.normal(size=(2, 3)), np.zeros((1, 3))
+    h = np.tanh(X @ W1 + b1)
+    spec = find_chain(found(X=X, W1=W1, b1=b1, h=h))
+    assert spec.layers[0].b is not None and spec.layers[0].b.name == "b1"
+
+
+def test_user_function_pairs_link_z_to_a_whatever_it_computes():
+    X = rng.normal(size=(5, 2))
+    W = rng.normal(size=(2, 3))
+    z = X @ W
+    a = 1.7159 * np.tanh(2 / 3 * z)                    # a scaled tanh, in no catalogue
+    call = Call(arg_ids=(id(z),), arg_names=("z",), args=[z.copy()], result=a.copy(), result_id=id(a))
+    fake_code = (lambda v: v).__code__
+    spec = find_chain(found(X=X, W=W, a=a), calls=[(fake_code, call)])
+    assert spec is not None and spec.layers[0].function_code is fake_code
+    assert find_chain(found(X=X, W=W, a=a)) is None     # without the call nothing proves the link
+
+
+def test_single_sample_columns_as_in_per_sample_training():
+    x = rng.normal(size=(2, 1))
+    W1, b1 = rng.normal(size=(3, 2)), rng.normal(size=(3, 1))
+    W2, b2 = rng.normal(size=(2, 3)), rng.normal(size=(2, 1))
+    z1 = W1 @ x + b1
+    a1 = sigmoid(z1)
+    z2 = W2 @ a1 + b2
+    a2 = sigmoid(z2)
+    spec = find_chain(found(x=x, W1=W1, b1=b1, z1=z1, a1=a1, W2=W2, b2=b2, z2=z2, a2=a2))
+    assert [l.W.name for l in spec.layers] == ["W1", "W2"]
+    assert spec.samples == "cols"
+
+
+def test_nothing_is_found_among_unrelated_arrays():
+    arrays = {f"a{i}": rng.normal(size=(4, 4)) for i in range(6)}
+    assert find_chain(found(**arrays)) is None
+
+
+def test_observe_rejects_a_chain_whose_weights_moved():
+    X = rng.normal(size=(6, 2))
+    W, b = rng.normal(size=(2, 3)), rng.normal(size=3)
+    z = X @ W + b
+    a = np.tanh(z)
+    arrays = dict(X=X, W=W, b=b, z=z, a=a)
+    spec = find_chain(found(arrays))
+    seen = observe(spec, Context(None))
+    assert seen is not None and np.allclose(seen.acts[-1], a)
+    arrays["W"] = W - 0.1                              # an update after the forward pass
+    assert observe(spec, Context(None)) is None
+
+
+def test_search_is_incremental_and_keeps_links_while_arrays_hold():
+    X = rng.normal(size=(6, 2))
+    W, b = rng.normal(size=(2, 3)), rng.normal(size=3)
+    arrays = dict(X=X, W=W, b=b)
+    search = ChainSearch()
+
+    def look():
+        return search.update({id(f.array): f for f in found(arrays)})
+
+    assert look() is None
+    arrays["z"] = X @ W + b                            # the forward pass advances
+    arrays["a"] = np.tanh(arrays["z"])
+    spec = look()
+    assert spec is not None and spec.output.name == "a"
+    assert look() is not None                           # nothing new: the links stay
+
+
+@pytest.mark.parametrize("name, f", [("sigmoid", sigmoid), ("tanh", np.tanh), ("softplus", lambda z: np.log1p(np.exp(z)))])
+def test_functions_are_named_by_value(name, f):
+    X = rng.normal(size=(9, 2))
+    W = rng.normal(size=(2, 3))
+    z = X @ W
+    spec = find_chain(found(X=X, W=W, z=z, a=f(z)))
+    assert spec.layers[0].function == name
+
+
+def test_fingerprints_drive_link_validity():
+    X = rng.normal(size=(4, 2))
+    W = rng.normal(size=(2, 2))
+    z = X @ W
+    a = np.tanh(z)
+    arrays = dict(X=X, W=W, z=z, a=a)
+    search = ChainSearch()
+    search.update({id(f.array): f for f in found(arrays)})
+    assert search.links
+    W += 1.0                                            # changed in place: z and a are stale
+    search.update({id(f.array): f for f in found(arrays)})
+    assert not any(l.W.array is W for l in search.links)
+    arrays["z"] = X @ W                                 # the next forward pass
+    arrays["a"] = np.tanh(arrays["z"])
+    spec = search.update({id(f.array): f for f in found(arrays)})
+    assert spec is not None and spec.layers[0].W.array(Context(None)) is W
+    assert all(fingerprint(l.W.array) == l.members[id(l.W.array)] for l in search.links)

@@ -1,0 +1,53 @@
+"""The derivative a backward pass uses, read from its deltas (netdoctor.observe.deltas)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from netdoctor.identify import identify_pairs
+from netdoctor.observe.arrays import Found, Path, Root
+from netdoctor.observe.chain import find_chain
+from netdoctor.observe.deltas import derivative_factors
+
+rng = np.random.default_rng(2)
+
+
+def found(namespace):
+    return [Found(Path(Root("globals", k, obj=namespace)), v) for k, v in namespace.items()]
+
+
+@pytest.mark.parametrize("factor, expected", [
+    (lambda z: 1 - np.tanh(z) ** 2, "tanh"),                  # right: tanh'(z)
+    (lambda z: np.ones_like(z), "missing_derivative"),        # forgotten
+    (lambda z: 1 - np.tanh(np.tanh(z)) ** 2, "tanh_derivative_of_activation"),
+])
+def test_the_factor_between_deltas_is_identified(factor, expected):
+    X = rng.normal(size=(30, 2))
+    Y = rng.normal(size=(30, 1))
+    W1, b1, W2, b2 = rng.normal(size=(2, 5)), rng.normal(size=5), rng.normal(size=(5, 1)), rng.normal(size=1)
+    Z1 = X @ W1 + b1
+    A1 = np.tanh(Z1)
+    Z2 = A1 @ W2 + b2                                          # a linear output
+    dZ2 = (Z2 - Y) / 30
+    dZ1 = (dZ2 @ W2.T) * factor(Z1)                            # the code's hidden delta
+    ns = dict(X=X, W1=W1, b1=b1, Z1=Z1, A1=A1, W2=W2, b2=b2, Z2=Z2, dZ2=dZ2, dZ1=dZ1)
+    spec = find_chain(found(ns))
+    claimed = [X.T @ dZ1, A1.T @ dZ2]                          # what the code applied, (in, out)
+    factors = derivative_factors(spec, [X, A1], [Z1, Z2], [W1, W2], claimed, found(ns))
+    assert set(factors) == {0}                                 # the hidden layer only
+    z, g, delta = factors[0]
+    assert delta.name == "dZ1"
+    assert identify_pairs(z, g, "derivative").identified == expected
+
+
+def test_no_factor_without_the_deltas():
+    X = rng.normal(size=(10, 2))
+    W1, W2 = rng.normal(size=(2, 3)), rng.normal(size=(3, 1))
+    Z1 = X @ W1
+    A1 = np.tanh(Z1)
+    Z2 = A1 @ W2
+    ns = dict(X=X, W1=W1, Z1=Z1, A1=A1, W2=W2, Z2=Z2)
+    spec = find_chain(found(ns))
+    claimed = [rng.normal(size=(2, 3)), rng.normal(size=(3, 1))]
+    assert derivative_factors(spec, [X, A1], [Z1, Z2], [W1, W2], claimed, found(ns)) == {}
