@@ -32,13 +32,13 @@ from .arrays import Context, Found, Path, discover, fingerprint
 from .chain import ChainSearch, ChainSpec, ObservedForward, observe
 
 MAX_CHECKPOINTS = 20_000     # checkpoints looked at before giving up
-MAX_SECONDS = 4.0            # ... or seconds spent learning
+MAX_SECONDS = 4.0            # ... or CPU seconds spent learning
 UPDATES_TO_LEARN = 2         # steps watched before the sites are settled
-LOST_CHECKPOINTS = 200
-QUIET_SEARCHES = 12          # fruitless searches after a whole forward pass before settling       # checkpoints without a valid forward before searching again
+LOST_CHECKPOINTS = 200       # checkpoints without a valid forward before searching again
+QUIET_SEARCHES = 12          # fruitless searches after a whole forward pass before settling
 STAGE1_CHECKPOINTS = 300     # calls/returns looked at before every line is watched too
 STAGE1_RETURNS = 3           # ... or returns of one function while no network shows
-STAGE1_SECONDS = 1.5
+STAGE1_SECONDS = 1.5         # ... or CPU seconds
 COPY_BUDGET = 2_000_000      # elements of arrays copied for later comparison
 _UPDATE_WORDS = ("update", "step", "change", "velocity", "momentum", "delta_w", "deltaw")
 
@@ -80,10 +80,17 @@ class Learned:
     steps: int
 
 
+
+def _cpu_seconds() -> float:
+    # Budgets are counted in this process's CPU time, not wall-clock time, so that a busy
+    # machine (CI running tests in parallel) does not change what the observer concludes.
+    return time.process_time()
+
+
 class Learner:
     def __init__(self, observer: Any):
         self.obs = observer
-        self.started = time.perf_counter()
+        self.started = _cpu_seconds()
         self.checkpoints = 0
         self.attempts = 0
         self.stage = 1               # 1: calls, returns and module-level lines; 2: every line too
@@ -126,7 +133,7 @@ class Learner:
         if self.checkpoints > MAX_CHECKPOINTS:
             self.gave_up = f"no consistent training loop found in {self.checkpoints} events of the code"
             return True
-        if time.perf_counter() - self.started > MAX_SECONDS:
+        if _cpu_seconds() - self.started > MAX_SECONDS:
             self.gave_up = f"no consistent training loop found in {MAX_SECONDS:g} s of learning"
             return True
         return False
@@ -142,11 +149,11 @@ class Learner:
         if self.chain is None and self.most_returns >= STAGE1_RETURNS:
             return True
         count, since = self.stage_started
-        return self.checkpoints - count > STAGE1_CHECKPOINTS or time.perf_counter() - since > STAGE1_SECONDS
+        return self.checkpoints - count > STAGE1_CHECKPOINTS or _cpu_seconds() - since > STAGE1_SECONDS
 
     def enter_stage2(self) -> None:
         self.stage = 2
-        self.stage_started = (self.checkpoints, time.perf_counter())
+        self.stage_started = (self.checkpoints, _cpu_seconds())
 
     # -- remembering calls ------------------------------------------------------------------------
     def note_return(self, code: CodeType, value: Any) -> None:
