@@ -656,3 +656,21 @@ def _fair_shares(capacities: list[int], total: int) -> list[int]:
             shares[i] += 1
         left -= min(len(open_), left)
     return shares
+
+
+BOUNDARY_GRID = 41  # points per axis of the decision-boundary grid
+
+
+def input_grid(X: np.ndarray, points: int = BOUNDARY_GRID) -> tuple[np.ndarray, np.ndarray] | None:
+    """A square grid (xx, yy) over two input features with a 10 % margin; None unless
+    X is (n, 2) with finite values."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[1] != 2 or len(X) == 0:
+        return None
+    lo, hi = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        return None
+    span = np.where(hi > lo, hi - lo, 1.0)
+    lo, hi = lo - 0.1 * span, hi + 0.1 * span
+    axes = [np.linspace(lo[k], hi[k], points) for k in range(2)]
+    return tuple(np.meshgrid(*axes))

@@ -72,7 +72,6 @@ GRADCHECK_TOTAL = 48
 # Steps (evenly spaced, first and last included) with a decision-boundary grid and
 # activation histograms, for pictures; and the grid's resolution and histogram bins.
 SNAPSHOTS = 9
-BOUNDARY_GRID = 41
 HIST_BINS = 24
 
 
@@ -185,7 +184,7 @@ class _ReferenceRun:
         self._gradchecked: set[int] = set()
         self.snapshot_steps = {round(self.planned_steps * i / (SNAPSHOTS - 1)) for i in range(SNAPSHOTS)}
         self._snapshotted: set[int] = set()
-        self._grid = _input_grid(self.X) if self.X.shape[1] == 2 else None
+        self._grid = probes.input_grid(self.X) if self.X.shape[1] == 2 else None
 
         self.info = self._describe(name, batch_rows)
         self.recorder = Recorder(thresholds.dense_steps, thresholds.max_recorded_steps, stride)
@@ -473,17 +472,6 @@ class _ReferenceRun:
                 "gradcheck_steps": list(self.gradcheck_steps),
             },
         )
-
-
-def _input_grid(X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """A square grid over the data's two input features, with a margin."""
-    lo, hi = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
-    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-        return None
-    span = np.where(hi > lo, hi - lo, 1.0)
-    lo, hi = lo - 0.1 * span, hi + 0.1 * span
-    axes = [np.linspace(lo[k], hi[k], BOUNDARY_GRID) for k in range(2)]
-    return tuple(np.meshgrid(*axes))
 
 
 def _is_classification(model, target_kind: str) -> bool:

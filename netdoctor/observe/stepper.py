@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import losses as loss_lib
 from .. import probes
-from ..trace import MODEL, Recorder
+from ..trace import MODEL, Event, Recorder
 from .arrays import Context, Path, fingerprint
 from .chain import ChainSpec, observe, rows
 from .data import DataSet, ProbeOutputs, as_target_matrix, find_dataset
@@ -45,6 +45,7 @@ DENSE_STEPS = 64
 PER_OCTAVE = 32
 POOL_LIMIT = 8192          # (z, a) values kept per layer for identifying its function
 PROBE_FORWARD_MACS = 1 << 21  # rebuilt probe-batch forward below this many multiply-adds
+BOUNDARY_MACS = 1 << 23       # decision-boundary grid forward below this many multiply-adds
 
 
 @dataclass
@@ -108,6 +109,7 @@ class Tracker:
         self.targets = None      # rows-form target matrix for the whole data set
         self.probe: ProbeOutputs | None = None
         self.probe_targets: np.ndarray | None = None
+        self._boundary_steps: set[int] = set()
 
     # -- setting up from what learning saw ---------------------------------------------------------
     def _find_data(self) -> DataSet | None:
@@ -330,6 +332,39 @@ class Tracker:
             current = self.latest_params(ctx)
             if current is not None:
                 self._record(self.steps, None, current, None, cycle.first, loss)
+        if self.latest is not None:
+            self._boundary(self.steps, self.latest)  # the state the run ended in
+
+    def _boundary(self, step: int, params: list[np.ndarray]) -> None:
+        """Material for the decision-boundary pictures: the rebuilt network's outputs on a
+        grid over the two input features (only for 2-D inputs, once the rebuilt network has
+        been shown to reproduce the program's own outputs)."""
+        if step in self._boundary_steps or self.rebuilt is None or not self.rebuilt_verified \
+                or self.data is None:
+            return
+        grid = probes.input_grid(self.data.X_rows)
+        macs = sum(l.fan_in * l.fan_out for l in self.chain.layers)
+        if grid is None or macs * grid[0].size > BOUNDARY_MACS:
+            return
+        self._boundary_steps.add(step)
+        xx, yy = grid
+        try:
+            _, acts = self.rebuilt.forward(self.rebuilt.from_user(params), np.column_stack([xx.ravel(), yy.ravel()]))
+        except Exception:  # noqa: BLE001 - pictures are optional; never end a run for them
+            return
+        out = np.asarray(acts[-1], dtype=float)
+        data: dict[str, Any] = {"step": step, "xx": xx, "yy": yy}
+        if out.ndim != 2 or len(out) != xx.size:
+            return
+        if out.shape[1] == 1:
+            data["zz"] = out[:, 0].reshape(xx.shape)
+            if self.targets is not None and np.isfinite(self.targets).all():
+                data["level"] = float((self.targets.min() + self.targets.max()) / 2)
+        elif out.shape[1] == 2:
+            data["zz"], data["level"] = out[:, 1].reshape(xx.shape), 0.5
+        else:
+            data["zz"] = np.argmax(out, axis=1).astype(float).reshape(xx.shape)
+        self.obs.events.append(Event("boundary", step=step, data=data))
 
     def latest_params(self, ctx: Context) -> list[np.ndarray] | None:
         """The parameters now if they can be reached, else the last copies taken."""
@@ -359,6 +394,8 @@ class Tracker:
         if params is None:
             return
         self.latest = params
+        if step & (step - 1) == 0:  # steps 1, 2, 4, 8, ...: the boundary moves most early on
+            self._boundary(step, params)
         values: dict[tuple[str, str], float] = {}
         if grads is not None and all(g is None for g in grads) and after is not None and before is not None:
             grads = self._applied_grads(before, after)
