@@ -245,6 +245,16 @@ def _roles_event(obs: Any, tracker: Any) -> Event:
         for path in (layer.z, layer.a):
             if path is not None:
                 activations.append(path.name)
+    unplaced = _unplaced_parameters(tracker, set(grads) | set(activations))
+    if unplaced:
+        names = ", ".join(unplaced)
+        ambiguous.append(f"{names} change(s) during training but could not be placed in the network")
+        verb, them = ("changes", "it") if len(unplaced) == 1 else ("change", "them")
+        obs.note(
+            f"{names} {verb} during training and could continue the network past {chain.output.name}, "
+            f"but netdoctor could not place {them}: the findings may describe only part of the network. "
+            f"To name the roles yourself: {HOW_TO_NAME}"
+        )
     return Event("roles", data={
         "params": [p.name for p in chain.param_paths()],
         "gradients": grads,
@@ -254,3 +264,37 @@ def _roles_event(obs: Any, tracker: Any) -> Event:
         "ambiguous": ambiguous,
         "how_to_name": HOW_TO_NAME,
     })
+
+
+def _unplaced_parameters(tracker: Any, known_names: set[str]) -> list[str]:
+    """Arrays that look like parameters the inferred chain left out.
+
+    Persistent (an attribute of the model or a module global), changed during training,
+    in no known role, not shaped like a placed parameter (optimiser state mirrors those),
+    without a sample dimension, and with a dimension equal to the width the chain ends with, so that it could be the
+    next layer's weights. Found when values alone cannot tell layers apart, e.g. with
+    every weight initialised to zero.
+    """
+    chain = tracker.chain
+    placed = chain.param_paths()
+    placed_keys = {p.key() for p in placed}
+    placed_shapes = {tuple(f.array.shape) for f in tracker.learned.last_found.values()
+                     if f.path.key() in placed_keys}
+    data_keys = set()
+    if tracker.data is not None:
+        data_keys.add(tracker.data.X.path.key())
+        data_keys.update(t.found.path.key() for t in tracker.data.targets)
+    width = chain.n_out
+    # Activations and deltas kept at module level have a sample dimension; weights do not.
+    samples = tracker.data.n if tracker.data is not None else None
+    out = []
+    for found in tracker.learned.last_found.values():
+        path, array = found.path, found.array
+        key = path.key()
+        if (path.root.kind not in ("object", "globals") or key not in tracker.learned.changing
+                or key in placed_keys or key in data_keys or path.name in known_names
+                or array.ndim != 2 or tuple(array.shape) in placed_shapes or width not in array.shape
+                or samples in array.shape or array.dtype.kind != "f"):
+            continue
+        out.append(path.name)
+    return sorted(set(out))
