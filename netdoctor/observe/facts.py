@@ -245,7 +245,7 @@ def _roles_event(obs: Any, tracker: Any) -> Event:
         for path in (layer.z, layer.a):
             if path is not None:
                 activations.append(path.name)
-    unplaced = _unplaced_parameters(tracker, set(grads) | set(activations))
+    unplaced = _unplaced_parameters(tracker, set(grads) | set(activations) | {chain.input.name, chain.output.name})
     if unplaced:
         names = ", ".join(unplaced)
         ambiguous.append(f"{names} change(s) during training but could not be placed in the network")
