@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from xor_script import xor_script
 
 from netdoctor.cli import main
 
@@ -170,35 +171,13 @@ def test_parallel_and_serial_give_the_same_matrix(tmp_path, capsys, fake_diagnos
 
 
 # -- real scripts -----------------------------------------------------------------------
-REAL = '''
-import numpy as np
-
-def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-def activation(z):
-    return {activation}
-
-rng = np.random.default_rng(0)
-X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
-y = np.array([[0], [1], [1], [0]], dtype=float)
-W1 = rng.normal(0.0, 1.0, (2, 8)); b1 = np.zeros(8)
-W2 = rng.normal(0.0, 1.0, (8, 1)); b2 = np.zeros(1)
-for epoch in range(1500):
-    h = activation(X @ W1 + b1)
-    out = activation(h @ W2 + b2)
-    d_out = (out - y) * out * (1 - out)
-    d_h = (d_out @ W2.T) * h * (1 - h)
-    W2 -= 2.0 * h.T @ d_out; b2 -= 2.0 * d_out.sum(0)
-    W1 -= 2.0 * X.T @ d_h; b1 -= 2.0 * d_h.sum(0)
-'''
 
 
 def test_real_cases_in_parallel(tmp_path, capsys):
     pytest.importorskip("netdoctor.observe.objects")
     root = tmp_path / "cases"
-    bad = REAL.format(activation="1.0 / (1.0 + sigmoid(-z))")
-    good = REAL.format(activation="sigmoid(z)")
+    bad = xor_script("1.0 / (1.0 + sigmoid(-z))")
+    good = xor_script("sigmoid(z)")
     make_case(root, "double_sigmoid", ["ND303"], bad, good)
     make_case(root, "wrong_expectation", ["ND303"], good, good)
     status, out, _ = run_cases(capsys, root, "--format", "json", "-j", "2")

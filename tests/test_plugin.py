@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from xor_script import xor_script
 
 # Imported here, before any inner session: pytester restores sys.modules after each
 # in-process run, and numpy cannot be imported twice in one process.
@@ -167,38 +168,13 @@ def test_files_not_named_case_toml_are_left_alone(pytester):
 
 
 # -- real scripts, diagnosed by netdoctor -------------------------------------------------
-# A tiny module-level NumPy network on XOR: sigmoid hidden layer, sigmoid output, MSE.
-# {activation} is the hidden/output function; the seed's bug wraps expit once more.
-REAL_SCRIPT = textwrap.dedent('''
-    import numpy as np
-
-    def sigmoid(z):
-        return 1.0 / (1.0 + np.exp(-z))
-
-    def activation(z):
-        return {activation}
-
-    rng = np.random.default_rng(0)
-    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
-    y = np.array([[0], [1], [1], [0]], dtype=float)
-    W1 = rng.normal(0.0, 1.0, (2, 8)); b1 = np.zeros(8)
-    W2 = rng.normal(0.0, 1.0, (8, 1)); b2 = np.zeros(1)
-    for epoch in range(1500):
-        h = activation(X @ W1 + b1)
-        out = activation(h @ W2 + b2)
-        d_out = (out - y) * out * (1 - out)
-        d_h = (d_out @ W2.T) * h * (1 - h)
-        W2 -= 2.0 * h.T @ d_out; b2 -= 2.0 * d_out.sum(0)
-        W1 -= 2.0 * X.T @ d_h; b1 -= 2.0 * d_h.sum(0)
-    print(out.ravel().round(2))
-''')
 
 
 def test_real_cases_end_to_end(pytester):
     pytest.importorskip("netdoctor.observe.script")
     root = pytester.path / "cases"
-    bad = REAL_SCRIPT.format(activation="1.0 / (1.0 + sigmoid(-z))")
-    good = REAL_SCRIPT.format(activation="sigmoid(z)")
+    bad = xor_script("1.0 / (1.0 + sigmoid(-z))")
+    good = xor_script("sigmoid(z)")
     make_case(root, "double_sigmoid", expect=["ND303"], original=bad, fixed=good)
     # The same bug, declared as a known miss of a code netdoctor will not give here.
     make_case(root, "declared_miss", expect=["ND303"], failures={"ND404": "biases do update here"},

@@ -34,7 +34,10 @@ def emit(report: Report, fmt: str | None, output: str | None, fail_on: str = "er
     if report.fails(fail_on):
         return EXIT_FINDINGS
     for name in report.unobserved():
-        # No finding because nothing was seen is not a clean bill of health.
+        # No finding because nothing was seen is not a clean bill of health. (A run that
+        # crashed has already been told as a crash, with its traceback.)
+        if report.runs[name].info.status == "crashed":
+            return EXIT_USAGE
         script = report.runs[name].info.script or name
         print(
             f"netdoctor: no training step was observed in {script}; nothing was judged "
