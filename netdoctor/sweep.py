@@ -16,14 +16,7 @@ when a trace has no probe loss the training loss is used instead. A run whose
 loss was never recorded (or starts at zero or below) is *undetermined* and is
 left out of the rate.
 
-**Seeding a script.** Run ``s`` of a sweep (``s = base_seed + index``) starts
-numpy's global RNG and Python's ``random`` module from ``s``, and
-``np.random.default_rng()`` without a seed returns generators derived from
-``s``. A script that fixes its own seed would give the same run every time, so
-its calls ``np.random.seed(k)``, ``random.seed(k)`` and ``np.random.default_rng(k)``
-are given a seed derived from both ``(s, k)``: runs still differ across the sweep,
-and each run is reproducible. Not varied: ``RandomState(k)``/``Generator(PCG64(k))``
-objects the script builds itself, and other libraries' generators.
+**Seeding a script**: see :mod:`netdoctor.seeding`.
 
 **Where seeds run.** On any :class:`concurrent.futures.Executor` the caller
 passes (a process pool over the local cores by default; a cluster's executor takes
@@ -40,7 +33,6 @@ import inspect
 import json
 import math
 import os
-import random
 import sys
 from collections import Counter
 from contextlib import contextmanager
@@ -50,85 +42,10 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .seeding import install_seed, seeded_rngs  # noqa: F401  (re-exported: sweep.install_seed)
+
 DEFAULT_LOSS_RATIO = 0.1
 FINISHED = ("completed", "stopped")
-
-# Tags keep the derived seeds of different kinds of call apart.
-_TAG_FRESH, _TAG_INT, _TAG_SEQUENCE = 0, 1, 2
-
-
-# --------------------------------------------------------------------------------------
-# Seeding a script's random number generators
-# --------------------------------------------------------------------------------------
-def _derived_entropy(sweep_seed: int, user_seed: Any, fresh_count: int) -> list[int] | None:
-    """Entropy for a seed call the script made, or None to leave the call alone."""
-    if user_seed is None:
-        return [sweep_seed, _TAG_FRESH, fresh_count]
-    if isinstance(user_seed, (bool, np.bool_)):
-        return None
-    if isinstance(user_seed, (int, np.integer)):
-        return [sweep_seed, _TAG_INT, int(user_seed)] if user_seed >= 0 else None
-    if isinstance(user_seed, (list, tuple, np.ndarray)):
-        values = np.asarray(user_seed)
-        if values.dtype.kind in "iu" and values.ndim == 1 and (values >= 0).all():
-            return [sweep_seed, _TAG_SEQUENCE, *map(int, values)]
-    return None  # strings, floats, generators: passed through unchanged
-
-
-def _as_uint32(entropy: list[int]) -> int:
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
-
-
-def install_seed(seed: int) -> Callable[[], None]:
-    """Seed this process's RNGs for run `seed` of a sweep; return a function that undoes it.
-
-    Meant for the process that executes the user's script, right before it runs.
-    """
-    import numpy.random as npr
-
-    seed = int(seed)
-    original = {
-        "np_seed": npr.seed,
-        "mtrand_seed": npr.mtrand.seed,
-        "default_rng": npr.default_rng,
-        "py_seed": random.seed,
-    }
-    fresh = {"np": 0, "rng": 0, "py": 0}
-
-    def np_seed(user_seed=None):
-        entropy = _derived_entropy(seed, user_seed, fresh["np"])
-        if user_seed is None:
-            fresh["np"] += 1
-        return original["np_seed"](user_seed if entropy is None else _as_uint32(entropy))
-
-    def default_rng(user_seed=None):
-        entropy = _derived_entropy(seed, user_seed, fresh["rng"])
-        if user_seed is None:
-            fresh["rng"] += 1
-        if entropy is None:
-            return original["default_rng"](user_seed)
-        return original["default_rng"](np.random.SeedSequence(entropy))
-
-    def py_seed(user_seed=None, version=2):
-        entropy = _derived_entropy(seed, user_seed, fresh["py"])
-        if user_seed is None:
-            fresh["py"] += 1
-        return original["py_seed"](user_seed if entropy is None else _as_uint32(entropy), version)
-
-    original["np_seed"](_as_uint32([seed]))
-    original["py_seed"](_as_uint32([seed]))
-    npr.seed = np_seed
-    npr.mtrand.seed = np_seed
-    npr.default_rng = default_rng
-    random.seed = py_seed
-
-    def undo() -> None:
-        npr.seed = original["np_seed"]
-        npr.mtrand.seed = original["mtrand_seed"]
-        npr.default_rng = original["default_rng"]
-        random.seed = original["py_seed"]
-
-    return undo
 
 
 @contextmanager
@@ -146,16 +63,6 @@ def discarded_output() -> Iterator[None]:
             yield
         finally:
             sys.stdout, sys.stderr = saved
-
-
-@contextmanager
-def seeded_rngs(seed: int) -> Iterator[None]:
-    """``with seeded_rngs(3): ...`` runs the block as run 3 of a sweep (see module doc)."""
-    undo = install_seed(seed)
-    try:
-        yield
-    finally:
-        undo()
 
 
 # --------------------------------------------------------------------------------------

@@ -225,7 +225,7 @@ class ScriptRun:
         if spec.get("seed") is not None:
             # Run `seed` of a seed sweep: the sweep module defines what that means
             # (including for scripts that fix their own seed).
-            from ..sweep import install_seed
+            from ..seeding import install_seed
 
             install_seed(int(spec["seed"]))
 

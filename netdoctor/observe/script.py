@@ -121,7 +121,7 @@ def run_script(
     ``trace.info.error``. ``quiet=False`` shows a progress bar when stderr is a
     terminal. ``json_stdout`` sends the script's own standard output to stderr, so
     that ours carries only the report. ``seed`` seeds the script's random generators
-    as run `seed` of a seed sweep (see :func:`netdoctor.sweep.install_seed`). ``grace`` is how long after the
+    as run `seed` of a seed sweep (see :func:`netdoctor.seeding.install_seed`). ``grace`` is how long after the
     timeout a script that does not stop is killed (default 5 s + 10 % of the timeout).
 
     Raises ScriptError when the file cannot be run at all, RunnerError when netdoctor
