@@ -29,6 +29,12 @@ import numpy as np
 MAX_DEPTH = 4
 MAX_ITEMS = 64
 MAX_ARRAYS = 400
+# A sequence longer than this is a data set (a list of samples or (x, y) pairs), not a
+# network's layers: only its first DATA_HEAD items are looked at. Without this cap a
+# 50,000-pair training list would fill MAX_ARRAYS before the forward pass's arrays are
+# reached, and walking it at every event would cost more than the training.
+LONG_SEQUENCE = 16
+DATA_HEAD = 2
 # Arrays up to this many elements are digested in full (and may be copied when a
 # comparison needs them); bigger ones by a fixed sample of entries.
 SMALL = 4096
@@ -61,7 +67,13 @@ class Root:
 @dataclass(frozen=True)
 class Path:
     root: Root
-    steps: tuple[tuple[str, Any], ...] = ()   # ("attr", name) / ("item", key)
+    steps: tuple[tuple[str, Any], ...] = ()   # ("attr", name) / ("item", key) / ("sample", index)
+
+    @property
+    def in_data(self) -> bool:
+        """Whether the path goes through one sample of a data set (a long list): such a
+        name reaches one fixed sample, not the array a step is working on."""
+        return any(kind == "sample" for kind, _ in self.steps)
 
     @property
     def name(self) -> str:
@@ -86,7 +98,7 @@ class Path:
             if value is None:
                 return None
             try:
-                value = getattr(value, key) if kind == "attr" else value[key]
+                value = getattr(value, key) if kind == "attr" else value[key]   # item, sample
             except Exception:  # noqa: BLE001 - a path may stop existing; that is an answer
                 return None
         return value
@@ -216,8 +228,12 @@ def discover(
         if len(found) >= max_arrays:
             return
         if isinstance(value, np.ndarray):
-            if id(value) not in found and is_numeric(value):
-                found[id(value)] = Found(Path(root, steps), value)
+            known = found.get(id(value))
+            if known is None:
+                if is_numeric(value):
+                    found[id(value)] = Found(Path(root, steps), value)
+            elif known.path.in_data and not any(kind == "sample" for kind, _ in steps):
+                found[id(value)] = Found(Path(root, steps), value)   # the name the step uses
             return
         if depth >= MAX_DEPTH or value is None or isinstance(value, (str, bytes, int, float, bool)):
             return
@@ -235,8 +251,9 @@ def discover(
                     visit(item, root, steps + (("item", key),), depth + 1)
         elif isinstance(value, (list, tuple)):
             seen.add(ident)
-            for index, item in enumerate(value[:MAX_ITEMS]):
-                visit(item, root, steps + (("item", index),), depth + 1)
+            kind = "sample" if len(value) > LONG_SEQUENCE else "item"
+            for index, item in enumerate(value[:DATA_HEAD if kind == "sample" else MAX_ITEMS]):
+                visit(item, root, steps + ((kind, index),), depth + 1)
         elif is_user_object(value):
             seen.add(ident)
             try:

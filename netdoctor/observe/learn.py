@@ -31,8 +31,15 @@ import numpy as np
 from .arrays import Context, Found, Path, discover, fingerprint
 from .chain import ChainSearch, ChainSpec, ObservedForward, observe
 
-MAX_CHECKPOINTS = 20_000     # checkpoints looked at before giving up
-MAX_SECONDS = 4.0            # ... or CPU seconds spent learning
+# The learning budget. A program may spend a while preparing data before it trains, and
+# one step of a big network costs more than one of a small one, so the budget is counted
+# afresh from the moment a network first shows, and then grows with the cost of a step:
+# learning goes on while it has taken less than STEP_BUDGET_FACTOR times the cost of the
+# steps seen so far (at least MAX_SECONDS).
+MAX_CHECKPOINTS = 20_000     # checkpoints looked at before giving up (counted like the seconds)
+MAX_SECONDS = 4.0            # CPU seconds spent learning, before a network shows and after
+STEP_BUDGET_FACTOR = 4.0     # ... or this many times what the first steps took
+HOT_VISITS = 32              # visits of one place looked at in full while no network shows
 UPDATES_TO_LEARN = 2         # steps watched before the sites are settled
 LOST_CHECKPOINTS = 200       # checkpoints without a valid forward before searching again
 QUIET_SEARCHES = 12          # fruitless searches after a whole forward pass before settling
@@ -92,6 +99,9 @@ class Learner:
         self.obs = observer
         self.started = _cpu_seconds()
         self.checkpoints = 0
+        self._budget_from = (0, self.started)   # (checkpoints, CPU seconds) when the clock started
+        self._chain_since: float | None = None  # CPU seconds when a network first showed
+        self._visits: dict[tuple, int] = {}     # checkpoint key -> visits while no network shows
         self.attempts = 0
         self.stage = 1               # 1: calls, returns and module-level lines; 2: every line too
         self.stage_started = (0, self.started)
@@ -130,13 +140,38 @@ class Learner:
 
     # -- budget -----------------------------------------------------------------------------
     def out_of_budget(self) -> bool:
-        if self.checkpoints > MAX_CHECKPOINTS:
+        count, since = self._budget_from
+        now = _cpu_seconds()
+        seconds, checkpoints = MAX_SECONDS, MAX_CHECKPOINTS
+        if self.updates and self._chain_since is not None:
+            # Steps are being seen: a bigger network's steps cost more; allow for them.
+            per_step = (now - self._chain_since) / self.updates
+            seconds = max(seconds, STEP_BUDGET_FACTOR * per_step * UPDATES_TO_LEARN)
+            checkpoints = max(checkpoints, int(STEP_BUDGET_FACTOR * (self.checkpoints - count) / self.updates
+                                               * UPDATES_TO_LEARN))
+        if self.checkpoints - count > checkpoints:
             self.gave_up = f"no consistent training loop found in {self.checkpoints} events of the code"
             return True
-        if _cpu_seconds() - self.started > MAX_SECONDS:
-            self.gave_up = f"no consistent training loop found in {MAX_SECONDS:g} s of learning"
+        if now - since > seconds:
+            self.gave_up = f"no consistent training loop found in {seconds:.3g} s of learning"
             return True
         return False
+
+    def _seldom(self, key: tuple) -> bool:
+        """Whether to pass over this visit of a place that keeps coming back with no network
+        in sight (a data-preparation loop): after HOT_VISITS visits, only every n-th visit is
+        looked at, n growing with the visits. A training loop comes back too, so a network
+        built there is still found, a few iterations later."""
+        visits = self._visits[key] = self._visits.get(key, 0) + 1
+        if len(self._visits) > 50_000:
+            self._visits.clear()
+        return visits > HOT_VISITS and visits % (visits // HOT_VISITS) != 0
+
+    def _restart_budget(self) -> None:
+        """A network showed for the first time: what came before was data preparation."""
+        if self._chain_since is None:
+            self._chain_since = _cpu_seconds()
+            self._budget_from = (self.checkpoints, self._chain_since)
 
     def wants_more_lines(self) -> bool:
         """Whether calls and returns have not been enough: time to watch every line.
@@ -181,6 +216,8 @@ class Learner:
     # -- one checkpoint ---------------------------------------------------------------------------
     def checkpoint(self, ctx: Context, key: tuple, tier: str) -> Learned | None:
         """Look at the program now; returns what was learned once learning is complete."""
+        if self.chain is None and self._seldom(key):
+            return None
         self.checkpoints += 1
         self._ctx = ctx
         found = discover(self.obs.sources(ctx), self.obs.user_types, skip=self.obs.skip_object)
@@ -254,7 +291,7 @@ class Learner:
             self._start_cycle(ctx, found, param_fp)
         elif param_fp != self._ref_fp:
             self._step(ctx, found, param_fp)           # the parameters moved since the last forward
-        if len(self._cycle_forwards) < 16:
+        if len(self._cycle_forwards) < 64:   # (a mini-batch of per-sample forward passes)
             self._cycle_forwards.append(copy_forward(forward))
         if key not in self._cycle_keys[tier]:
             self._cycle_keys[tier].append(key)
@@ -315,6 +352,7 @@ class Learner:
 
     def _adopt(self, spec: ChainSpec, found: dict[int, Found]) -> None:
         self.chain = spec
+        self._restart_budget()
         self._ref_fp = None
         self._before = None
         self._cycle_keys = {"A": [], "B": []}
@@ -370,7 +408,9 @@ class Learner:
         self.updates += 1
         self._after_move_searches = 0
         if self.grad_paths is None:
-            self.grad_paths = self._find_gradients(found, self._before, after)
+            # The gradient may be gone by now (a mini-batch's sums start again from zeros
+            # before the next forward pass): arrays seen during the cycle count too.
+            self.grad_paths = self._find_gradients({**self._cycle_seen, **found}, self._before, after)
         grads = []
         for index, path in enumerate(self.grad_paths):
             arr = path.array(ctx) if path is not None else None

@@ -37,7 +37,7 @@ from .gradients import Batch, Claim, check_step
 from .learn import ForwardCopy, Learned, StepRecord, copy_forward
 from .rebuild import Rebuilt, layer_function
 
-MAX_GRADCHECK_BATCHES = 8
+MAX_GRADCHECK_BATCHES = 64   # forwards kept for one gradient check: a mini-batch of per-sample passes
 SENTINEL_EVERY = 16        # forwards between full parameter comparisons
 # Steps recorded: all of the first DENSE_STEPS, then PER_OCTAVE per doubling of the step
 # count (a long run costs a few hundred recordings, and early failures are seen in full).
@@ -522,7 +522,9 @@ class Tracker:
     def _batches(self, forwards: list[ForwardCopy]) -> list[Batch]:
         """Candidate batches for one step: each forward pass alone, and all of them together
         (code that sums per-sample gradients over an epoch updates once for all of them)."""
-        batches = [self._batch(f) for f in forwards[:MAX_GRADCHECK_BATCHES]]
+        # Each pass alone is tried on a few passes only: per-sample code shows one sample
+        # per pass, and a step's gradient is then the union's.
+        batches = [self._batch(f) for f in forwards[:8]]
         if len(forwards) > 1:
             X = np.concatenate([f.x for f in forwards])
             out = np.concatenate([f.out for f in forwards])
