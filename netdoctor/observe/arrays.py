@@ -105,7 +105,9 @@ class Path:
 
     def array(self, ctx: "Context") -> np.ndarray | None:
         value = self.resolve(ctx)
-        return value if isinstance(value, np.ndarray) else None
+        if isinstance(value, np.ndarray):
+            return value
+        return scalar_box(self, value)
 
 
 def _code_name(code: Any) -> str:
@@ -160,6 +162,35 @@ class Context:
                 return self.result
             return None
         return None
+
+
+# --- scalars ---------------------------------------------------------------------------------
+# A parameter may be a plain number (``w = 0.0``, ``self.c = 0``, ``np.random.randn()``). It is
+# seen as a 0-d array, one per value: the same array while the number stays, a new one when
+# the code rebinds the name to a new number (as ``w -= lr * dw`` does), just as
+# ``W = W - lr * dW`` makes a new array. So identities and fingerprints mean the same for
+# numbers as for arrays.
+_BOXES: dict[tuple, tuple[Any, np.ndarray]] = {}
+_MAX_BOXES = 20_000
+
+
+def is_scalar(value: Any) -> bool:
+    return isinstance(value, (float, int, np.floating, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def scalar_box(path: "Path", value: Any) -> np.ndarray | None:
+    """The 0-d array standing for the number `value` found at `path` (None if not a number)."""
+    if not is_scalar(value):
+        return None
+    key = path.key()
+    held = _BOXES.get(key)
+    if held is not None and (held[0] is value or (type(held[0]) is type(value) and held[0] == value)):
+        return held[1]
+    if len(_BOXES) > _MAX_BOXES:
+        _BOXES.clear()
+    box = np.array(float(value))
+    _BOXES[key] = (value, box)
+    return box
 
 
 # --- walking ---------------------------------------------------------------------------------
@@ -235,7 +266,14 @@ def discover(
             elif known.path.in_data and not any(kind == "sample" for kind, _ in steps):
                 found[id(value)] = Found(Path(root, steps), value)   # the name the step uses
             return
-        if depth >= MAX_DEPTH or value is None or isinstance(value, (str, bytes, int, float, bool)):
+        if is_scalar(value):
+            # Numbers held by the program (not loop counters: those are ints in locals).
+            if (isinstance(value, (float, np.floating)) or root.kind in ("object", "globals") and steps) \
+                    and len(found) < max_arrays:
+                box = scalar_box(Path(root, steps), value)
+                found.setdefault(id(box), Found(Path(root, steps), box))
+            return
+        if depth >= MAX_DEPTH or value is None or isinstance(value, (str, bytes, bool)):
             return
         if skip is not None and skip(value):
             return

@@ -35,9 +35,15 @@ OPS = {
     "Wx": ("W @ x", "cols", "out_in"),
     "xWt": ("x @ W.T", "rows", "out_in"),
     "Wtx": ("W.T @ x", "cols", "in_out"),
+    # Single-output models whose weight is a scalar or a vector, with samples along a
+    # 1-D array ("vec": one unit per sample): linear and logistic regression, one neuron.
+    "sx": ("w * x", "vec", "in_out"),     # scalar w, x (n,)       -> z (n,)
+    "xw": ("x @ w", "vec", "in_out"),     # vector w (d,), x (n, d) -> z (n,)
 }
+VEC_OPS = ("sx", "xw")
 MAX_WEIGHTS = 40       # weight candidates tried at one moment
 MAX_LINK_CANDIDATES = 400
+MAX_VECTOR_WEIGHT = 4096   # a 1-D weight (one output unit) of at most this many inputs
 
 
 def relative_tolerance(*arrays: np.ndarray) -> float:
@@ -48,6 +54,14 @@ def relative_tolerance(*arrays: np.ndarray) -> float:
 
 def product(op: str, W: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     """W applied to x as `op` says, in float64; None when the shapes do not fit."""
+    if op == "sx":
+        if W.size != 1 or W.ndim > 1 or x.ndim != 1:
+            return None
+        return float(W.reshape(-1)[0]) * x.astype(np.float64)
+    if op == "xw":
+        if W.ndim != 1 or x.ndim != 2 or x.shape[1] != W.shape[0] or W.shape[0] < 2:
+            return None
+        return x.astype(np.float64) @ W.astype(np.float64)
     if W.ndim != 2 or x.ndim not in (1, 2):
         return None
     r, c = W.shape
@@ -74,6 +88,8 @@ HEAD = 16   # samples compared while searching (a link that holds on 16 samples 
 
 def head(a: np.ndarray, samples: str) -> np.ndarray:
     """The first HEAD samples of `a`, in its own orientation."""
+    if samples == "vec":
+        return a[:HEAD] if a.ndim >= 1 else a
     if a.ndim != 2:
         return a
     return a[:HEAD] if samples == "rows" else a[:, :HEAD]
@@ -86,6 +102,8 @@ def samples_of(op: str) -> str:
 def rows(a: np.ndarray, samples: str) -> np.ndarray:
     """`a` in rows form (n, units) as a float64 view or copy."""
     a = np.asarray(a, dtype=np.float64)
+    if samples == "vec" and a.ndim < 2:
+        return a.reshape(-1, 1)       # one unit per sample
     if a.ndim == 1:
         return a.reshape(1, -1)
     if a.ndim == 0:
@@ -96,6 +114,8 @@ def rows(a: np.ndarray, samples: str) -> np.ndarray:
 def unrows(a: np.ndarray, samples: str, like_shape: tuple) -> np.ndarray:
     """Back from rows form to the user's shape."""
     out = a.T if samples == "cols" else a
+    if samples == "vec":
+        return out.reshape(like_shape)
     return out.reshape(like_shape)
 
 
@@ -164,13 +184,29 @@ class LayerSpec:
 
     @property
     def fan_in(self) -> int:
+        if self.op in VEC_OPS:
+            return int(np.prod(self.w_shape)) if self.w_shape else 1
         r, c = self.w_shape
         return r if self.weight_form == "in_out" else c
 
     @property
     def fan_out(self) -> int:
+        if self.op in VEC_OPS:
+            return 1
         r, c = self.w_shape
         return c if self.weight_form == "in_out" else r
+
+    def to_io(self, W: np.ndarray) -> np.ndarray:
+        """A weight-shaped array of the user's in (in, out) form (fan_in x fan_out)."""
+        if self.op in VEC_OPS:
+            return np.asarray(W).reshape(self.fan_in, 1)
+        return W if self.weight_form == "in_out" else W.T
+
+    def from_io(self, W_io: np.ndarray) -> np.ndarray:
+        """Back from (in, out) form to the user's weight shape."""
+        if self.op in VEC_OPS:
+            return np.asarray(W_io).reshape(self.w_shape)
+        return W_io if self.weight_form == "in_out" else W_io.T
 
     @property
     def out(self) -> Path:
@@ -309,6 +345,12 @@ def _inverses() -> list[tuple[str, float | None, Callable[[np.ndarray], tuple[np
 
 def _x_shape(op: str, W_shape: tuple, out_shape: tuple) -> tuple | None:
     """The input shape that `op` with this weight maps to `out_shape` (None if none)."""
+    if op == "sx":
+        return out_shape if len(W_shape) <= 1 and int(np.prod(W_shape)) == 1 and len(out_shape) == 1 else None
+    if op == "xw":
+        return (out_shape[0], W_shape[0]) if len(W_shape) == 1 and len(out_shape) == 1 else None
+    if len(W_shape) != 2 or len(out_shape) not in (1, 2):
+        return None
     r, c = W_shape
     if len(out_shape) == 1:
         if op == "xW" and out_shape[0] == c:
@@ -370,7 +412,7 @@ class ChainSearch:
         now = self.calls_seen
         fps, new = {}, []
         for i, f in found.items():
-            if f.array.ndim not in (1, 2) or f.array.size == 0:
+            if f.array.ndim not in (0, 1, 2) or f.array.size == 0:
                 continue
             fp = fingerprint(f.array)
             fps[i] = fp
@@ -425,13 +467,15 @@ class ChainSearch:
         # Arrays already placed as a z, an activation or a bias are not weights. (An input
         # may be a weight taken for an input: x @ W and W.T @ x.T show the same numbers.)
         placed = {id(m.array) for l in self.links for m in (l.z, l.a, l.b) if m is not None}
-        weights = [f for f in items if f.array.ndim == 2 and f.array.dtype.kind == "f"
-                   and id(f.array) not in placed
-                   and (self.params is None or id(f.array) in self.params)][:MAX_WEIGHTS]
+        weights = [f for f in items if f.array.dtype.kind == "f" and id(f.array) not in placed
+                   and (f.array.ndim == 2 or (f.array.ndim <= 1 and f.array.size <= MAX_VECTOR_WEIGHT))
+                   and (self.params is None or id(f.array) in self.params)]
+        # Matrices first: a scalar or vector weight serves single-output models only.
+        weights = sorted(weights, key=lambda f: f.array.ndim != 2)[:MAX_WEIGHTS]
         biases: dict[int, list[Found]] = {}
         for f in items:
             a = f.array
-            if a.dtype.kind == "f" and (a.ndim == 1 or 1 in a.shape) and (self.params is None or id(a) in self.params):
+            if a.dtype.kind in "fi" and (a.ndim <= 1 or 1 in a.shape) and (self.params is None or id(a) in self.params):
                 biases.setdefault(a.size, []).append(f)
         ctx = (by_shape, weights, biases, calls)
         fresh = [f for f in new if _informative(f.array)]
@@ -462,7 +506,7 @@ class ChainSearch:
     def _match(self, products, N, target, mask, biases, produced) -> list[_Link]:
         """The products p with target == p (+ a bias found among the arrays), all at once."""
         links = []
-        for samples in ("rows", "cols"):
+        for samples in ("rows", "cols", "vec"):
             group = [item for item in products if samples_of(item[1]) == samples]
             if not group:
                 continue
@@ -520,8 +564,10 @@ class ChainSearch:
         by_shape, weights, _, _ = ctx
         out_array = N.array
         for W in weights:
-            if W is N or W is produced or W.array.size < 2 or not self._older(W.array, out_array, strict=False):
-                continue  # (a 1 x 1 "weight" matches any pair of numbers)
+            if W is N or W is produced or not self._older(W.array, out_array, strict=False):
+                continue
+            if W.array.ndim == 2 and W.array.size < 2:
+                continue  # (a 1 x 1 matrix "weight" matches any pair of numbers)
             if not self._informative(W.array):
                 continue  # all equal (zeros at init, sigmoid(0) everywhere): proves nothing
             for op in OPS:
@@ -833,7 +879,7 @@ def _longest(links: list[_Link]) -> ChainSpec | None:
 # Ops that can share a chain: the same place for the samples and the same weight layout
 # (a single sample's vector fits either).
 _SAME_CONVENTION = {
-    "xW": {"xW"}, "Wx": {"Wx"}, "xWt": {"xWt"}, "Wtx": {"Wtx"},
+    "xW": {"xW"}, "Wx": {"Wx"}, "xWt": {"xWt"}, "Wtx": {"Wtx"}, "sx": {"sx", "xw"}, "xw": {"sx", "xw"},
 }
 
 
@@ -873,7 +919,7 @@ def observe(spec: ChainSpec, ctx: Context, *, check: bool = True) -> ObservedFor
         if W is None or W.shape != layer.w_shape or (layer.b is not None and b is None):
             return None
         params.append((W, b))
-        Wio = W.astype(np.float64) if layer.weight_form == "in_out" else W.T.astype(np.float64)
+        Wio = layer.to_io(W.astype(np.float64))
         if current.shape[1] != Wio.shape[0]:
             return None
         stored_z = layer.z.array(ctx) if layer.z is not None else None

@@ -181,7 +181,7 @@ def _param_events(obs: Any, tracker: Any, final: bool) -> list[Event]:
                 index += 1
             if W is None:
                 continue
-            Wio = W if layer.weight_form == "in_out" else W.T
+            Wio = layer.to_io(W)
             summary = probes.param_summary(Wio, b, activation=tracker.activation_name(l), atol=th.symmetric_atol)
             summary["name"] = layer.W.name
             where = init_site(layer.W.name, obs.user_files) if kind == "param_init" else None

@@ -442,9 +442,8 @@ class Learner:
         for layer in chain.layers:
             W0, W1 = before[index], after[index]
             index += 2 if layer.b is not None else 1
-            io = (lambda a: a) if layer.weight_form == "in_out" else (lambda a: a.T)
-            weights_io.append(io(W0))
-            claimed_io.append(io(W1 - W0))
+            weights_io.append(layer.to_io(W0))
+            claimed_io.append(layer.to_io(W1 - W0))
         acts_in = [forward.x] + forward.acts[:-1]
         candidates = list(self._cycle_seen.values()) + [f for i, f in found.items() if i not in self._cycle_seen]
         try:

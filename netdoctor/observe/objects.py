@@ -222,7 +222,7 @@ class Observer:
         """An internal error: stop observing (the script runs on) and say so in the report."""
         self.hook.set_default(None, None)
         if self._internal_error is None:
-            self._internal_error = traceback.format_exc(limit=-4)
+            self._internal_error = traceback.format_exc(limit=-12)
             self.notes.append("netdoctor stopped observing after an internal error (a netdoctor bug; "
                               "the run itself went on):\n" + self._internal_error)
         self.phase = "stopped"
@@ -317,8 +317,8 @@ class Observer:
         for frame in reversed(frames):
             code = frame.f_code
             for name, value in list(frame.f_locals.items()):
-                if value is None or (isinstance(value, (int, float, str, bool))):
-                    continue
+                if value is None or isinstance(value, (int, str, bool)):
+                    continue   # (floats stay: a parameter may be a plain number)
                 out.append((Root("local", name, code=code), value))
         out.extend(self._object_roots[1:])
         if ctx.result is not None and ctx.frame is not None:

@@ -87,6 +87,8 @@ def layer_function(layer: LayerSpec, user: Callable | None = None) -> LayerFunct
         samples = layer.samples
 
         def in_user_orientation(z: np.ndarray) -> np.ndarray:
+            if samples == "vec":   # one unit per sample, kept by the user as a 1-D array
+                return np.asarray(user(np.ascontiguousarray(z.reshape(-1))), dtype=np.float64).reshape(-1, 1)
             arg = z.T if samples == "cols" else z
             out = np.asarray(user(np.ascontiguousarray(arg)), dtype=np.float64)
             return out.T if samples == "cols" else out
@@ -145,7 +147,7 @@ class Rebuilt:
         it = iter(user_params)
         for layer in self.spec.layers:
             W = np.asarray(next(it), dtype=np.float64)
-            W = W if layer.weight_form == "in_out" else W.T
+            W = layer.to_io(W)
             b = None
             if layer.b is not None:
                 b = np.asarray(next(it), dtype=np.float64).reshape(-1)
@@ -156,7 +158,7 @@ class Rebuilt:
         """Gradients per layer -> arrays shaped like the user's, in spec.param_paths() order."""
         out = []
         for layer, (dW, db) in zip(self.spec.layers, grads):
-            out.append(dW if layer.weight_form == "in_out" else dW.T)
+            out.append(layer.from_io(dW))
             if layer.b is not None:
                 out.append(db.reshape(layer.b_shape))
         return out

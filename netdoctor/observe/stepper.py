@@ -669,4 +669,4 @@ def recorded(step: int) -> bool:
 
 def _io(W: np.ndarray, layer) -> np.ndarray:
     """A weight-shaped array in (in, out) form, as probes expect (fan_in x fan_out)."""
-    return W if layer.weight_form == "in_out" else W.T
+    return layer.to_io(W)
