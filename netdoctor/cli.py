@@ -3,8 +3,11 @@
 Only argparse lives here; each sub-command's work is in :mod:`netdoctor.commands`
 and is imported when that sub-command runs, so ``netdoctor --help`` stays fast.
 
-Exit status: 0 when no finding is at or above ``--fail-on`` (default: error),
-1 when one is, 2 for a usage error or a script that could not be diagnosed.
+Exit status: 0 when every run is healthy (fully observed, no finding at or above
+``--fail-on``, default: error); 1 when a finding is at or above ``--fail-on``; 2 for a
+usage error, a script that crashed, or one in which no training step was observed;
+3 when a run was only partly observed (no error in what was seen, but its outputs,
+loss or updates could not all be seen, so not all was judged).
 """
 
 from __future__ import annotations

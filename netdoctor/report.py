@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 
 from ._version import __version__
 from .config import DEFAULT_THRESHOLDS, Thresholds
+from .runstate import Coverage, RunState, coverage, run_state
 from .trace import Trace
 from .types import Finding, Severity
 
@@ -66,13 +67,20 @@ class Report:
     # -- verdict ------------------------------------------------------------------
     @property
     def ok(self) -> bool:
-        """True when no run has an error-severity finding and every run trained and finished.
+        """True when every run is healthy: fully observed, judged, and free of errors.
 
-        A run in which no training step was observed is not "ok": nothing was judged.
+        A run seen only in part, or not at all, is not "ok": not all of it was judged
+        (see :mod:`netdoctor.runstate`).
         """
-        return not any(f.is_error for f in self.findings) and not self.unobserved() and all(
-            t.info.status in ("completed", "stopped") for t in self.runs.values()
-        )
+        return all(self.state(name) is RunState.HEALTHY for name in self.runs)
+
+    def state(self, run: str) -> RunState:
+        """The verdict one run has earned (healthy, not healthy, partly observed, ...)."""
+        return run_state(self.runs[run], self.findings_for(run))
+
+    def coverage(self, run: str) -> Coverage:
+        """What of one run was seen, and why the rest was not."""
+        return coverage(self.runs[run])
 
     def unobserved(self) -> list[str]:
         """Names of runs in which not a single parameter update was observed."""
@@ -80,6 +88,10 @@ class Report:
             name for name, trace in self.runs.items()
             if trace.info.steps <= 0 and len(trace.steps) == 0
         ]
+
+    def partly_observed(self) -> list[str]:
+        """Names of runs with no error finding whose outputs, loss or updates were not all seen."""
+        return [name for name in self.runs if self.state(name) is RunState.PARTLY_OBSERVED]
 
     def findings_for(self, run: str) -> list[Finding]:
         return [f for f in self.findings if f.run == run]
@@ -178,6 +190,10 @@ class Report:
         runs = {}
         for name, trace in self.runs.items():
             entry = trace.info.to_dict()
+            entry["state"] = str(self.state(name))
+            cov = self.coverage(name)
+            entry["coverage"] = cov.to_dict()
+            entry["not_judged"] = [{"family": family, "why": why} for family, why in cov.families_not_run()]
             entry["skipped_rules"] = dict(self.skipped.get(name, {}))
             entry["rule_errors"] = dict(self.errors.get(name, {}))
             runs[name] = entry

@@ -40,6 +40,7 @@ from typing import Any, Iterable, Mapping
 
 from .casefile import CaseSpec
 from .report import Report
+from .runstate import RunState
 from .types import Finding, Severity
 
 __all__ = [
@@ -138,14 +139,22 @@ def _pick_run(report: Report, run: str | None) -> str:
 
 
 def _run_state(report: Report, name: str) -> list[str]:
-    """Lines saying a run did not finish normally, for failure messages."""
+    """Lines saying why a run's verdict is not a full one (unfinished, unseen), for failure messages."""
     info = report.runs[name].info
-    if info.status in HEALTHY_STATUSES:
-        return []
-    lines = [f"Run '{name}' {info.status}" + (f" ({info.stop_reason})" if info.stop_reason else "") + "."]
-    if info.error:
-        tail = [row for row in info.error.strip().splitlines() if row.strip()][-3:]
-        lines.extend("  " + row for row in tail)
+    state = report.state(name)
+    lines = []
+    if info.status not in HEALTHY_STATUSES:
+        lines.append(f"Run '{name}' {info.status}" + (f" ({info.stop_reason})" if info.stop_reason else "") + ".")
+        if info.error:
+            tail = [row for row in info.error.strip().splitlines() if row.strip()][-3:]
+            lines.extend("  " + row for row in tail)
+    if state is RunState.NOT_OBSERVED:
+        lines.append(f"Run '{name}' was not observed: no training step was seen, so nothing was judged.")
+    elif state is RunState.PARTLY_OBSERVED:
+        cov = report.coverage(name)
+        blind = ", ".join(str(role) for role in cov.blind_required) or "the end of the run"
+        lines.append(f"Run '{name}' was only partly observed ({blind} not seen); not judged:")
+        lines.extend(f"  {family}: {why}" for family, why in cov.families_not_run())
     return lines
 
 
@@ -221,8 +230,10 @@ def assert_healthy(target: Any, *, severity: Severity | str = Severity.ERROR,
                    run: str | None = None, ignore: Iterable[str] = (), **options: Any) -> Report:
     """Assert that `run` of `target` finished and has no finding at or above `severity`.
 
-    Healthy means: the run completed (or was stopped by a step limit) and no
-    finding reaches `severity` (default: error; warnings are allowed). `ignore`
+    Healthy means: the run completed (or was stopped by a step limit), its outputs,
+    loss and updates were all observed (a run seen only in part, or not at all, is
+    refused: see :mod:`netdoctor.runstate`), and no finding reaches `severity`
+    (default: error; warnings are allowed). `ignore`
     takes codes, symbols or prefixes to leave out. Returns the Report.
     """
     __tracebackhide__ = True
@@ -238,7 +249,9 @@ def assert_healthy(target: Any, *, severity: Severity | str = Severity.ERROR,
     if not bad and not state:
         return report
     lines = [f"NOT HEALTHY: run '{name}'"
-             + (f" has {len(bad)} finding(s) at {level} or above." if bad else " did not finish.")]
+             + (f" has {len(bad)} finding(s) at {level} or above." if bad
+                else " did not finish." if report.runs[name].info.status not in HEALTHY_STATUSES
+                else " was not fully observed.")]
     for f in bad:
         where = f" at {f.location}" if f.location is not None else ""
         lines.append(f"  {f.code} {f.symbol} ({f.severity}){where}: {f.message}")

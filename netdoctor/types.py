@@ -149,6 +149,9 @@ class RunInfo:
     stop_reason: str | None = None     # why a run was stopped early (timeout, --max-steps, --stop-on)
     notes: list[str] = field(default_factory=list)  # e.g. role-inference ambiguity, told to the user
     extra: dict[str, Any] = field(default_factory=dict)
+    # Why a part of the run could not be seen, by role name ("loss", "targets", ...; see
+    # netdoctor.runstate.Role). What *was* seen is read from the recorded series.
+    coverage: dict[str, str] = field(default_factory=dict)
 
     def layer(self, name: str) -> LayerInfo | None:
         return next((layer for layer in self.layers if layer.name == name), None)

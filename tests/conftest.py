@@ -21,25 +21,49 @@ def finding(code: str, symbol: str, severity: str = "error", run: str = "origina
     return Finding(code=code, symbol=symbol, severity=Severity.parse(severity), run=run, message=message)
 
 
-def make_report(findings: Iterable = (), runs: Iterable[str] = ("original",),
-                status: dict[str, str] | None = None, error: dict[str, str] | None = None,
-                skipped: dict | None = None, losses: dict[str, list[float]] | None = None):
-    """A Report over empty traces named `runs`, holding `findings`.
+# What each role leaves in a trace when a producer saw it (see netdoctor.runstate).
+SEEN_SERIES = {
+    "outputs": ("model", "out_mean"),
+    "loss": ("model", "loss"),
+    "updates": ("layer1", "update_ratio"),
+    "gradients": ("layer1", "grad_norm"),
+}
 
-    `status`/`error` set a run's RunInfo; `losses` records a probe_loss series per run.
-    """
-    from netdoctor.report import Report
+
+def observed_trace(name: str = "original", steps: int = 3, status: str = "completed",
+                   seen: Iterable[str] = ("outputs", "loss", "updates"), losses: list[float] | None = None,
+                   **info):
+    """A Trace of `steps` steps in which the roles in `seen` were recorded (made-up values)."""
     from netdoctor.trace import MODEL, Trace
     from netdoctor.types import RunInfo
 
+    trace = Trace(RunInfo(name=name, status=status, steps=steps if seen or losses else 0, **info))
+    wanted = [SEEN_SERIES[role] for role in seen]
+    for step in range(max(steps if wanted else 0, len(losses or []))):
+        values = {key: 0.5 / (step + 1) for key in wanted}
+        if losses and step < len(losses):
+            values[(MODEL, "probe_loss")] = losses[step]
+        trace.recorder.record(step, values)
+    return trace
+
+
+def make_report(findings: Iterable = (), runs: Iterable[str] = ("original",),
+                status: dict[str, str] | None = None, error: dict[str, str] | None = None,
+                skipped: dict | None = None, losses: dict[str, list[float]] | None = None,
+                seen: dict[str, Iterable[str]] | None = None):
+    """A Report over made-up traces named `runs`, holding `findings`.
+
+    Each run is fully observed (outputs, loss and updates recorded) unless `seen`
+    names what was seen in it; `status`/`error` set its RunInfo; `losses` records a
+    probe_loss series per run.
+    """
+    from netdoctor.report import Report
+
     traces = []
     for name in runs:
-        info = RunInfo(name=name, status=(status or {}).get(name, "completed"),
-                       error=(error or {}).get(name))
-        trace = Trace(info)
-        for step, value in enumerate((losses or {}).get(name, [])):
-            trace.recorder.record(step, {(MODEL, "probe_loss"): value})
-        traces.append(trace)
+        traces.append(observed_trace(
+            name, status=(status or {}).get(name, "completed"), error=(error or {}).get(name),
+            seen=(seen or {}).get(name, ("outputs", "loss", "updates")), losses=(losses or {}).get(name)))
     return Report(traces, list(findings), skipped=skipped or {})
 
 

@@ -46,8 +46,12 @@ def fake_diagnose(target, X=None, y=None, epochs=None, *, names=("original", "fi
         code, severity = item.split(":")
         findings.append(Finding(code, SYMBOLS[code], Severity.parse(severity), run, f"{code} seen"))
     status = re.search(r"# status: (\\w+)", text)
-    info = RunInfo(name=run, status=status.group(1) if status else "completed", script=str(target))
-    return Report([Trace(info)], findings)
+    info = RunInfo(name=run, status=status.group(1) if status else "completed", script=str(target), steps=3)
+    trace = Trace(info)
+    for step in range(3):   # a fully observed run: outputs, loss and updates recorded
+        trace.recorder.record(step, {("model", "out_mean"): 0.5, ("model", "loss"): 1.0 / (step + 1),
+                                     ("layer1", "update_ratio"): 1e-3})
+    return Report([trace], findings)
 
 
 def pytest_configure(config):

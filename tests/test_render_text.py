@@ -20,7 +20,14 @@ def _finding(code, symbol, severity="error", run="original", message="m", locati
 
 
 def _report(findings, runs=("original",), **info):
-    traces = [Trace(RunInfo(name=name, **info.get(name, {}))) for name in runs]
+    from conftest import observed_trace
+
+    # Runs are fully observed (outputs, loss, updates) unless told `observed=False`.
+    traces = []
+    for name in runs:
+        facts = dict(info.get(name, {}))
+        observed = facts.pop("observed", True)
+        traces.append(observed_trace(name, **facts) if observed else Trace(RunInfo(name=name, **facts)))
     return Report(traces, findings)
 
 
@@ -60,7 +67,6 @@ def test_a_located_cause_beats_an_unlocated_one_of_the_same_severity():
 
 def test_info_findings_never_make_a_headline():
     report = _report([_finding("ND501", "update-ratio", "info")])
-    report.runs["original"].recorder.record(0, {("model", "loss"): 0.5})
     v = verdict.build(report)
     assert v.ok and v.causes == ()
     assert "healthy" in v.title
@@ -168,7 +174,6 @@ def test_info_findings_are_hidden_unless_verbose(specimen):
 
 def test_a_single_run_lists_its_findings():
     report = _report([_finding("ND402", "same-sign-init", "warning", message="all weights >= 0")])
-    report.runs["original"].recorder.record(0, {("model", "loss"): 0.5})
     out = text.render(report)
     assert "ND402 same-sign-init" in out and "all weights >= 0" in out
     assert out.rstrip().endswith("verdict: healthy")
@@ -183,10 +188,19 @@ def test_text_report_does_not_import_matplotlib():
     assert "verdict:" in done.stdout
 
 
+def test_a_run_seen_in_part_says_what_was_not_judged():
+    report = _report([_finding("ND402", "same-sign-init", "warning")], original={"seen": ("outputs", "updates")})
+    v = verdict.build(report)
+    assert v.runs[0].state == "partly observed" and v.tone == "partly" and not v.ok
+    assert "partly observed" in v.title and "loss" in v.title and "NOT healthy" not in v.title
+    out = text.render(report)
+    assert "not judged" in out and "ND1 loss" in out
+    assert out.rstrip().endswith("verdict: partly observed: no error in what was seen, not all of it judged")
+
+
 def test_a_run_where_nothing_was_observed_is_not_called_healthy():
-    report = _report([], runs=("original", "fixed"), original={"notes": ["no training loop found"]},
+    report = _report([], runs=("original", "fixed"), original={"notes": ["no training loop found"], "observed": False},
                      fixed={"steps": 10})
-    report.runs["fixed"].recorder.record(0, {("model", "loss"): 1.0})
     v = verdict.build(report)
     assert "nothing observed" in v.title and "original" in v.title and "fixed" not in v.title
     assert [r.state for r in v.runs] == ["not observed", "healthy"]

@@ -15,7 +15,10 @@ from netdoctor.types import Finding, Location, RunInfo, Severity
 
 
 def _trace(name: str, steps: int = 10, status: str = "completed", script: str | None = None) -> Trace:
-    return Trace(RunInfo(name=name, steps=steps, status=status, script=script))
+    from conftest import observed_trace
+
+    return observed_trace(name, steps=steps, status=status, script=script,
+                          seen=("outputs", "loss", "updates") if steps else ())
 
 
 def _finding(code: str, run: str, severity=Severity.ERROR, layer=None, location=None) -> Finding:
@@ -31,6 +34,32 @@ def test_ok_needs_no_error_finding_and_an_observed_run():
     assert not Report([_trace("a", status="crashed")]).ok
     empty = Report([_trace("a", steps=0)])
     assert not empty.ok and empty.unobserved() == ["a"]
+
+
+@pytest.mark.parametrize("blind", ["outputs", "loss", "updates"])
+def test_a_run_seen_in_part_is_partly_observed_not_healthy(blind):
+    from conftest import observed_trace
+    from netdoctor.runstate import RunState
+
+    seen = [role for role in ("outputs", "loss", "updates") if role != blind]
+    report = Report([observed_trace("a", seen=seen)])
+    assert report.state("a") is RunState.PARTLY_OBSERVED and not report.ok
+    assert report.partly_observed() == ["a"]
+    entry = report.to_dict()["runs"]["a"]
+    assert entry["state"] == "partly observed" and entry["coverage"][blind] is not None
+    assert any(blind in item["why"] for item in entry["not_judged"])
+    # An error in what was seen still makes it NOT healthy: symptoms need no targets.
+    flagged = Report([observed_trace("a", seen=seen)], [_finding("ND105", "a")])
+    assert flagged.state("a") is RunState.NOT_HEALTHY
+
+
+def test_gradients_unseen_alone_do_not_block_health():
+    from conftest import observed_trace
+    from netdoctor.runstate import RunState, Role
+
+    report = Report([observed_trace("a")])
+    assert report.state("a") is RunState.HEALTHY
+    assert Role.GRADIENTS in report.coverage("a").missing
 
 
 def test_diff_sorts_findings_into_only_a_both_only_b():

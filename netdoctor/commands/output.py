@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..report import Report, ReportError, SAVE_FORMATS
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_PARTLY = 0, 1, 2, 3
 
 
 def emit(report: Report, fmt: str | None, output: str | None, fail_on: str = "error",
@@ -45,4 +45,11 @@ def emit(report: Report, fmt: str | None, output: str | None, fail_on: str = "er
             file=sys.stderr,
         )
         return EXIT_USAGE
+    partly = report.partly_observed()
+    if partly:
+        # No error in what was seen is not health either: part of the run was not judged.
+        names = ", ".join(report.runs[name].info.script or name for name in partly)
+        print(f"netdoctor: {names} was only partly observed; no error in what was seen, but not all of it "
+              "was judged (exit status 3; see 'not judged' above)", file=sys.stderr)
+        return EXIT_PARTLY
     return EXIT_OK

@@ -334,7 +334,8 @@ class Learner:
             fp = fingerprint(f.array)
             old = self._fps.get(key)
             if old != fp:
-                if old is not None:
+                if old is not None and (self._moved or self.records):
+                    # (Data prepared before training, X = (X - mean) / std, is still data.)
                     self.changing.add(key)
                 self._fps[key] = fp
                 self._changed = True

@@ -18,7 +18,7 @@ from ..report import write_atomic
 from . import verdict as verdict_mod
 from .verdict import Cause, Item, SourceExcerpt, Verdict
 
-_STATE_MARK = {"healthy": "✅", "NOT healthy": "❌", "not observed": "❔"}
+_STATE_MARK = {"healthy": "✅", "NOT healthy": "❌", "not observed": "❔", "partly observed": "◐"}
 NO_PICTURES = "_Pictures are written beside the file when the report is saved as .md or .html._"
 # Enough to stop emphasis, code spans, links/images (no "[" means no link), tables and
 # strike-through; "(" and ")" are harmless once "[" and "]" are escaped.

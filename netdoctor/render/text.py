@@ -9,6 +9,7 @@ from __future__ import annotations
 import textwrap
 
 from ..types import Severity
+from ..runstate import RunState
 from . import verdict as verdict_mod
 from .verdict import Cause, Item, RunSummary, SourceExcerpt, Verdict
 
@@ -138,7 +139,11 @@ def _run_facts(run: RunSummary, width: int, with_findings: bool, verbose: bool) 
         if len(run.items) > len(shown):
             lines.append(f"   ({len(run.items) - len(shown)} info finding(s) hidden; --verbose shows them)")
         if not run.items:
-            lines.append(f"   no findings: {run.state}" if run.healthy else "   no findings")
+            lines.append(f"   no findings: {run.state}" if run.healthy or not run.observed else "   no findings")
+    if run.run_state is RunState.PARTLY_OBSERVED and run.not_judged:
+        lines.append("   not judged (what they need was not seen):")
+        for family, why in run.not_judged:
+            lines += _wrap(f"{family}: {why}", "     ", width)
     if run.rule_errors:
         lines.append(f"   internal error in rule(s) {', '.join(run.rule_errors)} (other rules ran)")
     if run.skipped and verbose:
@@ -166,6 +171,7 @@ def render(report, width: int = 100, verbose: bool = False, **_) -> str:
     for run in v.runs:
         lines += _run_facts(run, width, with_findings=run.name not in compared, verbose=verbose)
         lines.append("")
-    final = {"bad": "NOT healthy", "good": "healthy", "unknown": "nothing observed, nothing judged"}[v.tone]
+    final = {"bad": "NOT healthy", "good": "healthy", "unknown": "nothing observed, nothing judged",
+             "partly": "partly observed: no error in what was seen, not all of it judged"}[v.tone]
     lines.append(f"verdict: {final}")
     return "\n".join(lines)

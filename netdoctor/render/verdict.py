@@ -24,12 +24,20 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..config import Thresholds
+from ..runstate import RunState
 from ..types import Finding, Location, Severity
 
 # Lower is more likely a cause. ND1 is last: it is the symptom the others explain.
 FAMILY_ORDER = {"ND3": 0, "ND2": 1, "ND4": 2, "ND5": 3, "ND6": 4, "ND1": 9}
 SYMPTOM_FAMILY = "ND1"
 HEALTHY_STATUSES = ("completed", "stopped")
+STATE_LABELS = {
+    RunState.HEALTHY: "healthy",
+    RunState.NOT_HEALTHY: "NOT healthy",
+    RunState.CRASHED: "NOT healthy",        # the status line says "crashed"
+    RunState.PARTLY_OBSERVED: "partly observed",
+    RunState.NOT_OBSERVED: "not observed",
+}
 
 # Source excerpt around a finding's line when the finding does not carry its own.
 CONTEXT_BEFORE, CONTEXT_AFTER = 2, 3
@@ -79,7 +87,7 @@ class RunSummary:
     name: str
     status: str
     steps: int
-    healthy: bool              # no error finding and the run finished (what Report.ok counts)
+    healthy: bool              # fully observed, no error finding, finished (what Report.ok counts)
     observed: bool             # any training step was seen; without one, "healthy" means nothing
     n_errors: int
     n_warnings: int
@@ -91,13 +99,14 @@ class RunSummary:
     items: tuple[Item, ...]                 # every finding, worst first
     skipped: tuple[tuple[str, str], ...]    # (code, why) rules that could not judge
     rule_errors: tuple[str, ...]            # codes of rules that failed internally
+    run_state: RunState = RunState.HEALTHY
+    not_judged: tuple[tuple[str, str], ...] = ()   # (rule family, why) that lacked what they need
+    blind: tuple[str, ...] = ()                     # required roles not seen: "loss", "outputs", ...
 
     @property
     def state(self) -> str:
-        """'healthy', 'NOT healthy' or 'not observed' (no step seen: nothing could be judged)."""
-        if not self.healthy:
-            return "NOT healthy"
-        return "healthy" if self.observed else "not observed"
+        """'healthy', 'NOT healthy', 'partly observed' or 'not observed' (see netdoctor.runstate)."""
+        return STATE_LABELS[self.run_state]
 
     @property
     def status_line(self) -> str:
@@ -179,10 +188,14 @@ class Verdict:
 
     @property
     def tone(self) -> str:
-        """'bad', 'good', or 'unknown' when a run was not observed at all."""
-        blind = not self.runs or not all(r.observed for r in self.runs)
-        if blind and not any(r.n_errors or r.status == "crashed" for r in self.runs):
+        """'bad', 'good', 'partly' (seen in part, no error) or 'unknown' (a run not observed at all)."""
+        states = {r.run_state for r in self.runs}
+        if not self.runs or states & {RunState.NOT_HEALTHY, RunState.CRASHED}:
+            return "bad"
+        if RunState.NOT_OBSERVED in states:
             return "unknown"  # not ok only because nothing was seen
+        if RunState.PARTLY_OBSERVED in states:
+            return "partly"
         return "good" if self.ok else "bad"
 
     @property
@@ -198,7 +211,8 @@ def build(report) -> Verdict:
     """Decide what the report says first; every renderer lays out this same answer."""
     runs = tuple(_summarise_run(report, name) for name in report.runs)
     causes = tuple(
-        cause for cause in (_cause_of(summary) for summary in runs if not summary.healthy)
+        cause for cause in (_cause_of(summary) for summary in runs
+                            if summary.run_state in (RunState.NOT_HEALTHY, RunState.CRASHED))
         if cause is not None
     )
     comparison = _compare(report, runs) if len(runs) >= 2 else None
@@ -228,7 +242,9 @@ def _summarise_run(report, name: str) -> RunSummary:
     info = trace.info
     findings = sorted(report.findings_for(name), key=lambda f: (-int(f.severity), f.code, f.layer or ""))
     n_errors = sum(f.severity >= Severity.ERROR for f in findings)
-    healthy = n_errors == 0 and info.status in HEALTHY_STATUSES
+    state = report.state(name)
+    cov = report.coverage(name)
+    healthy = state is RunState.HEALTHY
     return RunSummary(
         name=name,
         status=info.status,
@@ -245,6 +261,9 @@ def _summarise_run(report, name: str) -> RunSummary:
         items=tuple(describe(f) for f in findings),
         skipped=tuple(sorted((report.skipped.get(name) or {}).items())),
         rule_errors=tuple(sorted(report.errors.get(name) or {})),
+        run_state=state,
+        not_judged=tuple(cov.families_not_run()) if state is not RunState.NOT_OBSERVED else (),
+        blind=tuple(str(role) for role in cov.blind_required),
     )
 
 
@@ -266,10 +285,13 @@ def _title(runs: tuple[RunSummary, ...], causes: tuple[Cause, ...]) -> str:
     if not runs:
         return "No runs to report."
     if not causes:
-        blind = [r.name for r in runs if r.healthy and not r.observed]
+        blind = [r.name for r in runs if r.run_state is RunState.NOT_OBSERVED]
         if blind:
             return (f"{' and '.join(blind)}: nothing observed — no training step was seen, "
                     "so nothing could be judged (see the notes).")
+        partly = [r for r in runs if r.run_state is RunState.PARTLY_OBSERVED]
+        if partly:
+            return "; ".join(partly_line(r) for r in partly)
         if all(r.healthy for r in runs):
             names = " and ".join(r.name for r in runs)
             return f"{names}: healthy — no error findings."
@@ -280,6 +302,16 @@ def _title(runs: tuple[RunSummary, ...], causes: tuple[Cause, ...]) -> str:
     f = first.cause.finding
     where = f" in {short_location(f.location)}" if f.location is not None else (f" in {f.layer}" if f.layer else "")
     return f"{first.run} is NOT healthy: {f.code} {f.symbol}{where}"
+
+
+def partly_line(run: RunSummary) -> str:
+    """One sentence for a run seen in part: what could not be seen, and so was not judged."""
+    if run.blind:
+        what = " and ".join(run.blind)
+        return (f"{run.name}: partly observed — no error in what was seen, but its {what} could not be "
+                f"seen, so not all was judged (see the notes)")
+    return (f"{run.name}: partly observed — no error in what was seen, but the run ended "
+            f"before it finished ({run.stop_reason or run.status})")
 
 
 def short_location(location: Location) -> str:
