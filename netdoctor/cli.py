@@ -66,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, metavar="N",
                    help="run N times with different random seeds and report the convergence rate")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    roles = p.add_argument_group(
+        "naming roles", "when netdoctor cannot tell the network's arrays apart, name them as your code does "
+        "(as watch(model, params=..., output=..., targets=...) does from Python)")
+    roles.add_argument("--params", metavar="NAMES", default=None,
+                       help="the parameters, comma-separated, in forward order (e.g. W1,b1,W2,b2)")
+    roles.add_argument("--net-output", dest="net_output", metavar="NAME", default=None,
+                       help="the array holding the network's output (e.g. A2)")
+    roles.add_argument("--targets", metavar="NAME", default=None,
+                       help="the array the output is compared with (e.g. y)")
     _add_report_options(p)
     p.set_defaults(handler="netdoctor.commands.diagnose:run")
 

@@ -92,6 +92,8 @@ EVENT_KINDS: dict[str, str] = {
     "batch ('training', or 'probe' when only the probe batch's forward pass overflowed)",
     "roles": "params, gradients, activations (lists of names), ambiguous (list of str), how_to_name",
     "stopped": "reason, step",
+    "loss_source": "name (the code's variable holding its loss), kind ('mse'|'bce'|'ce'), reduction "
+    "('sum'|'mean'|'mean_all'|'half_sum'|...): the loss netdoctor judges is the code's own",
     # Optional, for pictures only (netdoctor.render.plots draws them; no rule reads them).
     # step set; 2-D inputs only. The model's score on a grid at that step.
     "boundary": "step, xx, yy (2-D np.meshgrid of the two input features), zz (same shape: "

@@ -133,10 +133,28 @@ def _run_options(args, fmt: str | None) -> dict:
         "max_steps": args.max_steps,
         "stop_on": args.stop_on,
         "quiet": args.quiet,
+        "roles": _roles(args),
         "thresholds": Thresholds(),
         # With the JSON report on stdout, the script's prints go to stderr.
         "json_stdout": fmt == "json" and not args.output,
     }
+
+
+def _roles(args) -> dict:
+    """--params/--net-output/--targets as the observer's roles (as watch(model, params=..., ...))."""
+    roles: dict = {}
+    if getattr(args, "params", None) is not None:
+        names = [name.strip() for name in args.params.split(",") if name.strip()]
+        if not names:
+            raise UsageError("--params takes the parameters' names, comma-separated (e.g. W1,b1,W2,b2)")
+        roles["params"] = names
+    for key, attr, example in (("output", "net_output", "A2"), ("targets", "targets", "y")):
+        value = getattr(args, attr, None)
+        if value is not None:
+            if not value.strip() or "," in value:
+                raise UsageError(f"--{attr.replace('_', '-')} takes one name (e.g. {example})")
+            roles[key] = value.strip()
+    return roles
 
 
 # --- seed sweeps ------------------------------------------------------------------------

@@ -276,6 +276,7 @@ class ScriptRun:
             max_steps=spec.get("max_steps"),
             stop_on=spec.get("stop_on"),
             on_progress=self.sender,
+            roles=spec.get("roles") or None,
         )
         status, error, reason = "completed", None, None
         try:

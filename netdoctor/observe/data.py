@@ -129,6 +129,7 @@ def find_dataset(
     *,
     exclude: set[int],
     changing: set[int],
+    targets_named: str | None = None,
 ) -> DataSet | None:
     """The array holding the training inputs, with its target candidates (None if not found).
 
@@ -142,9 +143,11 @@ def find_dataset(
     best: tuple | None = None
     for f in items:
         a = f.array
-        if a.ndim != 2 or id(a) in changing or id(a) in exclude:
+        if id(a) in changing or id(a) in exclude:
             continue  # a data set stays put while the network trains
-        for samples in ("rows", "cols"):
+        if a.ndim == 1 and not (batch_samples == "vec" and n_in == 1):
+            continue  # a 1-D data set holds one feature per sample: a single-input model's
+        for samples in (("vec",) if a.ndim == 1 else ("rows", "cols")):
             if (samples == "rows" and a.shape[1] != n_in) or (samples == "cols" and a.shape[0] != n_in):
                 continue
             Xr = rows(a, samples)
@@ -160,6 +163,12 @@ def find_dataset(
     _, X, samples, X_rows = best
     data = DataSet(X=X, samples=samples, X_rows=X_rows)
     data.targets = _targets_for(items, data, exclude | {id(X.array)}, changing)
+    if targets_named:
+        from .learn import named_as
+
+        # The user named the targets: those first (and only those, if they fit the data).
+        named = [t for t in data.targets if named_as(t.found.name, targets_named)]
+        data.targets = named or data.targets
     return data
 
 

@@ -21,7 +21,6 @@ from .chain import function_of
 from .functions import declared_name, function_payload, location_of
 from .sites import init_site
 
-HOW_TO_NAME = "watch(model, params=[...], output=...) with the names your code uses"
 
 
 def describe(obs: Any, status: str, final: bool) -> Trace:
@@ -31,7 +30,7 @@ def describe(obs: Any, status: str, final: bool) -> Trace:
     if tracker is None:
         events.append(Event("roles", data={
             "params": [], "gradients": [], "activations": [],
-            "ambiguous": ["parameters and forward pass not found"], "how_to_name": HOW_TO_NAME,
+            "ambiguous": ["parameters and forward pass not found"], "how_to_name": obs.how_to_name(),
         }))
         info.notes = list(obs.notes)
         return Trace(info, obs.recorder, events)
@@ -253,7 +252,7 @@ def _roles_event(obs: Any, tracker: Any) -> Event:
         obs.note(
             f"{names} {verb} during training and could continue the network past {chain.output.name}, "
             f"but netdoctor could not place {them}: the findings may describe only part of the network. "
-            f"To name the roles yourself: {HOW_TO_NAME}"
+            f"To name the roles yourself: {obs.how_to_name()}"
         )
     return Event("roles", data={
         "params": [p.name for p in chain.param_paths()],
@@ -262,7 +261,7 @@ def _roles_event(obs: Any, tracker: Any) -> Event:
         "input": chain.input.name,
         "output": chain.output.name,
         "ambiguous": ambiguous,
-        "how_to_name": HOW_TO_NAME,
+        "how_to_name": obs.how_to_name(),
     })
 
 

@@ -69,6 +69,7 @@ class StepRecord:
     after: list[np.ndarray]
     grads: list[np.ndarray | None]
     forwards: list[ForwardCopy]
+    numbers: dict[str, float] = None   # plain numbers the cycle held (the code's loss is one)
 
 
 @dataclass
@@ -110,7 +111,8 @@ class Learner:
         self._ctx: Context | None = None
         self._key_chains: dict[tuple, ChainSpec] = {}
         self._fps: dict[tuple, tuple] = {}
-        self.changing: set[tuple] = set()
+        self.changing: set[tuple] = set()       # path keys seen changing once training ran
+        self.changed_ever: set[tuple] = set()   # ... or at any time (to suggest names)
         self._changed = True
         self._moved = False                      # the parameters have changed at least once
         self._misses = 0                         # checkpoints in a row where the chain did not hold
@@ -321,6 +323,9 @@ class Learner:
                                   outputs=outputs)
         if spec is None:
             return False
+        output = self.obs.named_output()
+        if output is not None and not named_as(spec.output.name, output):
+            return False   # the user named the network's output: only a chain ending there counts
         if self.chain is None or spec.score() > self.chain.score():
             self._adopt(spec, found)
             return True
@@ -334,9 +339,11 @@ class Learner:
             fp = fingerprint(f.array)
             old = self._fps.get(key)
             if old != fp:
-                if old is not None and (self._moved or self.records):
-                    # (Data prepared before training, X = (X - mean) / std, is still data.)
-                    self.changing.add(key)
+                if old is not None:
+                    self.changed_ever.add(key)
+                    if self._moved or self.records:
+                        # (Data prepared before training, X = (X - mean) / std, is still data.)
+                        self.changing.add(key)
                 self._fps[key] = fp
                 self._changed = True
                 self._note_initial(key, f.array, old)
@@ -423,7 +430,11 @@ class Learner:
                     record.grads[index] = None
                 grad = None
             grads.append(grad)
-        self.records.append(StepRecord(self.updates, self._before, after, grads, self._cycle_forwards))
+        numbers = {f.name: float(f.array) for f in {**self._cycle_seen, **found}.values()
+                   if f.array.ndim == 0 and f.array.dtype.kind == "f" and f.path.key() not in
+                   {p.key() for p in self._param_paths()}}
+        self.records.append(StepRecord(self.updates, self._before, after, grads, self._cycle_forwards,
+                                       dict(list(numbers.items())[:64])))
         if self._cycle_forwards:
             self._read_deltas(self._before, after, self._cycle_forwards[-1], found)
         self._cycle_seen = {}
@@ -490,12 +501,16 @@ class Learner:
         rates = [max(opts)[1] for old, opts in zip(before, options) if opts and old.size >= 4]
         rate = float(np.median(rates)) if rates else None
         out: list[Path | None] = []
-        for old, opts in zip(before, options):
+        for path, old, opts in zip(self._param_paths(), before, options):
             if not opts:
                 out.append(None)
             elif rate is None or rate == 0:
-                # Without a rate to compare with, only a big array's alignment means something.
-                out.append(max(opts, key=lambda o: o[0])[2] if old.size >= 4 else None)
+                # Without a rate to compare with, only a big array's alignment means something,
+                # or, for a small one (a scalar w), a name that says it is w's gradient (dw).
+                if old.size >= 4:
+                    out.append(max(opts, key=lambda o: o[0])[2])
+                else:
+                    out.append(next((o[2] for o in opts if _gradient_name_of(o[2].name, path.name)), None))
             else:
                 out.append(min(opts, key=lambda o: _rate_distance(o[1], rate))[2])
         return out
@@ -524,6 +539,23 @@ class Learner:
             changing=set(self.changing), last_found=self.last_found, steps=self.updates,
             delta_factors=dict(self.delta_factors),
         )
+
+
+def _gradient_name_of(name: str, param: str) -> bool:
+    """Whether `name` reads as the gradient of the parameter called `param`: dw, dW1, grad_w,
+    w_grad, dJ_dw, dL_dw (leaf names compared, case kept apart from the 'd')."""
+    def leaf(text: str) -> str:
+        return text.rsplit(".", 1)[-1].split("[")[0].strip("'\"")
+
+    g, p = leaf(name), leaf(param)
+    forms = {"d" + p, "d_" + p, "grad_" + p, p + "_grad", "dJ_d" + p, "dL_d" + p, "dj_d" + p, "dl_d" + p,
+             "grad" + p, "g" + p, "nabla_" + p}
+    return g in forms or g.lower() in {f.lower() for f in forms if not f.startswith("d" + p)}
+
+
+def named_as(path_name: str, wanted: str) -> bool:
+    """Whether an array's path is the name the user gave (``A2`` matches ``self.A2`` too)."""
+    return path_name == wanted or path_name.endswith("." + wanted) or path_name.endswith("['" + wanted + "']")
 
 
 def _rate_distance(ratio: float, rate: float) -> float:

@@ -40,8 +40,6 @@ from .learn import Learned, Learner
 from .stepper import Tracker
 from .verdicts import EarlyVerdicts, stops
 
-HOW_TO_NAME = ("name them: watch(model, params=['W1', 'b1', 'W2', 'b2'], output='A2'), "
-               "with the names your code uses")
 PROGRESS_INTERVAL = 0.1   # seconds between progress reports (at most ~10 a second)
 MAX_OBJECT_ROOTS = 8
 
@@ -300,7 +298,7 @@ class Observer:
         self.phase = "blind"
         self.hook.uninstall()
         why = self.learner.gave_up or "no training loop found"
-        self.note(f"netdoctor could not tell the network's parameters and forward pass apart ({why}); {HOW_TO_NAME}")
+        self.note(f"netdoctor could not tell the network's parameters and forward pass apart ({why}); {self.how_to_name()}")
 
     # -- what the learner asks for ---------------------------------------------------------------------
     def sources(self, ctx: Context) -> list[tuple[Root, Any]]:
@@ -330,6 +328,24 @@ class Observer:
 
     def recent_calls(self) -> list:
         return list(self._recent)
+
+    def how_to_name(self) -> str:
+        """How to name the roles, with the command line built from the arrays seen to change."""
+        from .naming import how_to_name, suggested_roles
+
+        script = (self.module_globals or {}).get("__file__") if self.source == "script" else None
+        roles = suggested_roles(self.learner.last_found.values(), self.learner.changed_ever)
+        return how_to_name(script, roles)
+
+    def named_output(self) -> str | None:
+        """The output the user named (``--output`` / ``watch(..., output=...)``), if any."""
+        output = self.roles.get("output")
+        return output if isinstance(output, str) and output else None
+
+    def named_targets(self) -> str | None:
+        """The targets the user named (``--targets`` / ``watch(..., targets=...)``), if any."""
+        targets = self.roles.get("targets")
+        return targets if isinstance(targets, str) and targets else None
 
     def named_param_ids(self, found: dict[int, Found]) -> set[int] | None:
         """Ids of the arrays the user named as parameters (watch(..., params=[...])), if any."""
@@ -392,7 +408,7 @@ class Observer:
             elif self.phase == "learning":
                 why = "no step (parameter update) was seen" if learned is not None else \
                     "no network (weights applied to inputs layer by layer) was found among the program's arrays"
-                self.note(f"netdoctor could not observe training: {why}; {HOW_TO_NAME}")
+                self.note(f"netdoctor could not observe training: {why}; {self.how_to_name()}")
         if self.tracker is not None:
             try:
                 self.tracker.finish(Context(None))

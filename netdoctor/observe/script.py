@@ -110,6 +110,7 @@ def run_script(
     seed: int | None = None,
     grace: float | None = None,
     observer: str | None = None,
+    roles: dict[str, Any] | None = None,
     **ignored: Any,
 ) -> Trace:
     """Run the file at `path` as ``__main__`` under an Observer and return its Trace.
@@ -123,6 +124,8 @@ def run_script(
     that ours carries only the report. ``seed`` seeds the script's random generators
     as run `seed` of a seed sweep (see :func:`netdoctor.seeding.install_seed`). ``grace`` is how long after the
     timeout a script that does not stop is killed (default 5 s + 10 % of the timeout).
+    ``roles`` names what the observer could not infer: ``{"params": ["W1", "b1"],
+    "output": "A2", "targets": "y"}`` (``netdoctor diagnose --params/--net-output/--targets``).
 
     Raises ScriptError when the file cannot be run at all, RunnerError when netdoctor
     itself fails.
@@ -144,11 +147,32 @@ def run_script(
         "max_steps": max_steps,
         "stop_on": None if stop_on is None else Severity.parse(stop_on),
         "seed": seed,
+        "roles": _checked_roles(roles),
         "observer": observer or os.environ.get(OBSERVER_ENV) or DEFAULT_OBSERVER,
     }
     with tempfile.TemporaryDirectory(prefix="netdoctor-") as tmp:
         supervisor = _Supervisor(spec, Path(tmp), quiet=quiet, json_stdout=json_stdout)
         return supervisor.run()
+
+
+def _checked_roles(roles: dict[str, Any] | None) -> dict[str, Any]:
+    """Roles as plain names (they travel to the child process): params a list, the rest one name."""
+    out: dict[str, Any] = {}
+    for key, value in (roles or {}).items():
+        if value in (None, "", []):
+            continue
+        if key == "params":
+            names = [value] if isinstance(value, str) else list(value)
+            if not all(isinstance(n, str) and n for n in names):
+                raise ScriptError("params are named by the names your code uses, e.g. W1,b1,W2,b2")
+            out[key] = names
+        elif key in ("output", "targets"):
+            if not isinstance(value, str):
+                raise ScriptError(f"{key} is named by the name your code uses, e.g. A2")
+            out[key] = value
+        else:
+            raise ScriptError(f"unknown role {key!r}: name params, output or targets")
+    return out
 
 
 def _fd_of(stream: TextIO) -> int | None:

@@ -129,7 +129,8 @@ class Tracker:
                     chain_keys.add(p.key())
         exclude = {i for i, f in found.items() if f.path.key() in chain_keys}
         changing = {i for i, f in found.items() if f.path.key() in self.learned.changing}
-        return find_dataset(found.values(), batch, self.chain.samples, exclude=exclude, changing=changing)
+        return find_dataset(found.values(), batch, self.chain.samples, exclude=exclude, changing=changing,
+                            targets_named=self.obs.named_targets())
 
     def start(self, ctx: Context) -> None:
         """Record what learning saw (step 0 and its steps) and get ready for the run."""
@@ -154,7 +155,12 @@ class Tracker:
         self.before = [np.array(a, dtype=np.float64, copy=True) for a in records[-1].after] if records else None
 
     def _settle_loss(self, records: list[StepRecord]) -> None:
-        """Choose the loss, reduction, target encoding and gradient signs that explain the code."""
+        """Choose the loss, reduction, target encoding and gradient signs that explain the code.
+
+        Where the code keeps its loss in a variable, that is the loss: netdoctor then judges
+        the gradients against it (a gradient of the summed loss where the code averages is
+        ND204). Otherwise the loss that best explains the code's gradients is taken."""
+        self._code_loss(records)
         for record in records[1:2]:
             if not record.forwards:
                 continue
@@ -169,6 +175,35 @@ class Tracker:
             self.encoding = self._default_encoding()
         if self.data is not None and self.data.targets:
             self.targets = as_target_matrix(self.data.targets[0].raw_rows, self.chain.n_out, self.encoding)
+
+    def _code_loss(self, records: list[StepRecord]) -> None:
+        """Find the code's own loss: a number it held that equals a standard loss of the outputs."""
+        from .rebuild import LOSS_KINDS, REDUCTIONS, loss_value
+
+        for record in records[:3]:
+            numbers = {name: value for name, value in (record.numbers or {}).items()
+                       if math.isfinite(value) and value > 0}
+            if not numbers or not record.forwards:
+                continue
+            for batch in self._batches(record.forwards):
+                for encoding, Y in batch.targets.items():
+                    if ":" in encoding:
+                        continue
+                    for kind in LOSS_KINDS:
+                        for reduction in REDUCTIONS:
+                            try:
+                                with np.errstate(all="ignore"):
+                                    value = loss_value(kind, reduction, batch.out, Y)
+                            except ValueError:
+                                continue
+                            hit = next((name for name, v in numbers.items()
+                                        if math.isfinite(value) and abs(v - value) <= 1e-7 * max(abs(v), 1e-12)), None)
+                            if hit is not None:
+                                self.loss_kind, self.reduction, self.encoding = kind, reduction, encoding
+                                self.obs.note(f"the loss is the code's own {hit} "
+                                              f"({kind.upper()}, {reduction.replace('_', ' ')} over the batch)")
+                                self.obs.event("loss_source", {"name": hit, "kind": kind, "reduction": reduction})
+                                return
 
     def _default_encoding(self) -> str:
         if self.data is None or not self.data.targets:

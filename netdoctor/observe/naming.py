@@ -1,0 +1,61 @@
+"""Telling the user how to name the roles netdoctor could not infer.
+
+When the observer cannot place the network, the most useful sentence is the exact
+command to try, built from the arrays it *did* see: those that changed while the
+program ran are the likely parameters; those that stayed put and look like targets
+are the likely targets. The same roles can be given from Python:
+``watch(model, params=[...], output=..., targets=...)``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Iterable
+
+from .arrays import Found
+
+_TARGET_NAMES = ("y", "t", "target", "label", "labels", "targets", "y_train", "ytrain", "yt")
+_OUTPUT_WORDS = ("out", "pred", "yhat", "y_hat", "a2", "a3", "output", "prob")
+MAX_PARAMS = 8
+
+
+def _leaf(name: str) -> str:
+    return name.rsplit(".", 1)[-1].split("[")[0].strip("'\"").lower()
+
+
+def suggested_roles(found: Iterable[Found], changing: set[tuple]) -> dict[str, list[str] | str]:
+    """{params: [...], output: name, targets: name} guessed from what was seen (entries may be absent)."""
+    params, outputs, targets = [], [], []
+    for f in found:
+        if f.path.in_data or f.path.root.kind == "result" or f.array.dtype.kind != "f":
+            continue
+        leaf = _leaf(f.name)
+        if f.path.key() in changing:
+            if any(word in leaf for word in _OUTPUT_WORDS):
+                outputs.append(f.name)
+            elif f.array.ndim <= 2 and f.path.root.kind in ("object", "globals", "local"):
+                params.append(f.name)
+        elif leaf in _TARGET_NAMES:
+            targets.append(f.name)
+    out: dict[str, list[str] | str] = {}
+    if params:
+        out["params"] = params[:MAX_PARAMS]
+    if outputs:
+        out["output"] = outputs[0]
+    if targets:
+        out["targets"] = targets[0]
+    return out
+
+
+def how_to_name(script: str | None, roles: dict | None = None) -> str:
+    """The sentence that tells how to name the roles: the command line, and the watch() call."""
+    roles = roles or {}
+    params = roles.get("params") or ["W1", "b1", "W2", "b2"]
+    output = roles.get("output") or "A2"
+    targets = roles.get("targets") or "y"
+    cli = ["netdoctor", "diagnose", os.path.basename(script) if script else "train.py",
+           "--params", ",".join(params), "--net-output", output, "--targets", targets]
+    guessed = "with the names netdoctor saw change" if roles.get("params") else "with the names your code uses"
+    return (f"name them ({guessed}): {' '.join(shlex.quote(part) for part in cli)}  "
+            f"(from Python: watch(model, params={list(params)!r}, output={output!r}, targets={targets!r}))")
