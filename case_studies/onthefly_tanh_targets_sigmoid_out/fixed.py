@@ -41,10 +41,10 @@ class neuralNetwork:
 
 np.random.seed(8)
 net = neuralNetwork(1, 10, 1, 0.1)
-for step in range(20000):
+for step in range(12000):
     x = np.random.uniform(-2, 2)
     net.train([x], [np.tanh(x)])
-    if step % 4000 == 0:
+    if step % 3000 == 0:
         grid = np.linspace(-2, 2, 41)
         mse = np.mean([(net.query([g])[0, 0] - np.tanh(g)) ** 2 for g in grid])
         print(f"step {step:5d}  mse {mse:.4f}")
