@@ -352,7 +352,8 @@ class CaseOutcome:
 
     @property
     def passed(self) -> bool:
-        """No expected code missed (beyond declared ones), every fixed/extra script healthy."""
+        """No expected code or `expect_any` group missed (beyond declared misses), every
+        healthy script (fixed, extra, healthy-only) observed and healthy."""
         return not self.missed and not self.any_missed and not self.failed_healthy
 
     def to_dict(self) -> dict[str, Any]:
@@ -405,6 +406,10 @@ def judge_case(spec: CaseSpec, runs: Mapping[str, ScriptRun]) -> CaseOutcome:
 
 def _judge_original(spec: CaseSpec, original: Report | None, outcome: CaseOutcome) -> None:
     original_findings = original.findings_for("original") if original else []
+    unseen = observation_problem(original, "original") if original else None
+    if unseen:
+        # Not a failure by itself (the missed codes are), but it says why they were missed.
+        outcome.problems.setdefault("original", unseen)
     for code in spec.checked_codes:
         hit = any(matches(f, code) for f in original_findings)
         if hit:

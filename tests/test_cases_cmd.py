@@ -299,3 +299,12 @@ def test_real_healthy_only_case(tmp_path, capsys):
     assert cases["xor_good"]["passed"], cases["xor_good"]
     assert not cases["xor_bad"]["passed"] and cases["xor_bad"]["errors_healthy"]["bad.py"]
     assert status == 1
+
+
+def test_an_unobserved_original_says_why_its_codes_were_missed(tmp_path, capsys, fake_diagnosis):
+    root = tmp_path / "cases"
+    make_case(root, "blind", ["ND101"], "# findings:\n# steps: 0\n", "# findings:\n")
+    status, out, _ = run_cases(capsys, root, "-j", "1")
+    assert status == 1
+    assert "blind: missed ND101" in out
+    assert any(line.startswith("blind: original: nothing observed") for line in out.splitlines()), out
