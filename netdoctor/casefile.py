@@ -143,9 +143,45 @@ def load_case(path: str | Path) -> CaseSpec:
     return _validate(path.resolve(), data)
 
 
+class _Fields:
+    """The raw table of one case.toml, with typed readers that fail with the file's name."""
+
+    def __init__(self, path: Path, data: dict[str, Any]):
+        self.path, self.data, self.folder = path, data, path.parent
+
+    def fail(self, problem: str):
+        raise CaseFileError(self.path, problem)
+
+    def script(self, key: str, value: Any) -> Path:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(f"`{key}` must be a file name (a non-empty string)")
+        file = (self.folder / value).resolve()
+        if not file.is_file():
+            self.fail(f"`{key}` names {value!r}, which is not a file in {self.folder}")
+        return file
+
+    def scripts(self, key: str) -> tuple[Path, ...]:
+        names = self.data.get(key, [])
+        if not isinstance(names, list):
+            self.fail(f"`{key}` must be a list of file names")
+        return tuple(self.script(key, name) for name in names)
+
+    def codes(self, key: str) -> tuple[str, ...]:
+        """A list of rule codes; () when the key is absent, an error when present but empty."""
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or (key in self.data and not value):
+            self.fail(f"`{key}` must be a non-empty list of rule codes, e.g. [\"ND101\"]")
+        for code in value:
+            if not isinstance(code, str) or not _CODE.match(code):
+                self.fail(f"`{key}` holds {code!r}, which is not a rule code of the form ND123")
+        if len(set(value)) != len(value):
+            self.fail(f"`{key}` lists a code twice")
+        return tuple(value)
+
+
 def _validate(path: Path, data: dict[str, Any]) -> CaseSpec:
-    def fail(problem: str):
-        raise CaseFileError(path, problem)
+    fields = _Fields(path, data)
+    fail = fields.fail
 
     missing = [] if "title" in data else ["title"]
     if "healthy" not in data:
@@ -172,54 +208,35 @@ def _validate(path: Path, data: dict[str, Any]) -> CaseSpec:
     ):
         fail(f"`timeout` must be a positive number of seconds, not {timeout!r}")
 
-    folder = path.parent
-
-    def script(key: str, value: Any) -> Path:
-        if not isinstance(value, str) or not value.strip():
-            fail(f"`{key}` must be a file name (a non-empty string)")
-        file = (folder / value).resolve()
-        if not file.is_file():
-            fail(f"`{key}` names {value!r}, which is not a file in {folder}")
-        return file
-
-    def scripts(key: str) -> tuple[Path, ...]:
-        names = data.get(key, [])
-        if not isinstance(names, list):
-            fail(f"`{key}` must be a list of file names")
-        return tuple(script(key, name) for name in names)
-
-    def codes(key: str) -> tuple[str, ...]:
-        value = data.get(key, [])
-        if not isinstance(value, list) or (key in data and not value):
-            fail(f"`{key}` must be a non-empty list of rule codes, e.g. [\"ND101\"]")
-        for code in value:
-            if not isinstance(code, str) or not _CODE.match(code):
-                fail(f"`{key}` holds {code!r}, which is not a rule code of the form ND123")
-        if len(set(value)) != len(value):
-            fail(f"`{key}` lists a code twice")
-        return tuple(value)
-
-    common = dict(name=folder.name, path=path, title=data["title"].strip(),
+    common = dict(name=path.parent.name, path=path, title=data["title"].strip(),
                   symptom=data.get("symptom", ""), style=data.get("style", ""),
                   timeout=float(timeout))
-
     if "healthy" in data:
-        mixed = [key for key in _BUGGY if key in data]
-        if mixed:
-            fail(f"a healthy-only case (`healthy`) has no {', '.join(mixed)}: a case is either "
-                 "buggy (original, fixed, expect) or healthy-only (healthy)")
-        healthy = scripts("healthy")
-        if not healthy:
-            fail("`healthy` must name at least one script")
-        if len({p.name for p in healthy}) != len(healthy):
-            fail("`healthy` lists a file name twice")
-        return CaseSpec(original=None, fixed=None, healthy=healthy, **common)
+        return _healthy_only_case(fields, common)
+    return _buggy_case(fields, common)
 
-    original = script("original", data["original"])
-    fixed = script("fixed", data["fixed"])
 
-    expect = codes("expect")
-    expect_any = codes("expect_any")
+def _healthy_only_case(fields: _Fields, common: dict[str, Any]) -> CaseSpec:
+    mixed = [key for key in _BUGGY if key in fields.data]
+    if mixed:
+        fields.fail(f"a healthy-only case (`healthy`) has no {', '.join(mixed)}: a case is either "
+                    "buggy (original, fixed, expect) or healthy-only (healthy)")
+    healthy = fields.scripts("healthy")
+    if not healthy:
+        fields.fail("`healthy` must name at least one script")
+    # Each script's run is named after its file.
+    if len({p.name for p in healthy}) != len(healthy):
+        fields.fail("`healthy` lists a file name twice")
+    return CaseSpec(original=None, fixed=None, healthy=healthy, **common)
+
+
+def _buggy_case(fields: _Fields, common: dict[str, Any]) -> CaseSpec:
+    fail = fields.fail
+    original = fields.script("original", fields.data["original"])
+    fixed = fields.script("fixed", fields.data["fixed"])
+
+    expect = fields.codes("expect")
+    expect_any = fields.codes("expect_any")
     if len(expect_any) == 1:
         fail("`expect_any` needs two codes or more (one of them must be flagged); "
              "a single code belongs in `expect`")
@@ -227,13 +244,13 @@ def _validate(path: Path, data: dict[str, Any]) -> CaseSpec:
     if both:
         fail(f"{', '.join(both)} is in both `expect` and `expect_any`")
 
-    extra_paths = scripts("extra_healthy")
+    extra_paths = fields.scripts("extra_healthy")
     labels = [p.name for p in extra_paths]
     # Each script's run is named after its file; "original"/"fixed" are taken.
     if len(set(labels)) != len(labels) or {p.name for p in (original, fixed)} & set(labels):
         fail("`extra_healthy` scripts need distinct file names, other than the original's and the fixed one's")
 
-    failures = data.get("expected_failures", {})
+    failures = fields.data.get("expected_failures", {})
     if not isinstance(failures, dict):
         fail("`expected_failures` must be a table: [expected_failures] then CODE = \"reason\"")
     for code, reason in failures.items():
