@@ -46,6 +46,8 @@ def test_every_case_toml_is_valid():
 def test_the_corpus_has_the_cases_the_issue_asks_for():
     assert len(SPECS) >= 16, f"{len(SPECS)} case studies; at least 16 are wanted"
     assert any(spec.name == "xor_stuck_at_half" for spec in SPECS), "the seed's case is missing"
+    healthy_only = [spec.name for spec in SPECS if spec.healthy_only]
+    assert len(healthy_only) >= 2, f"healthy-only cases: {healthy_only}; at least 2 are wanted"
 
 
 @pytest.mark.slow
