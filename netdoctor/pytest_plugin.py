@@ -12,6 +12,19 @@ and each ``case.toml`` (see :mod:`netdoctor.casefile`) is collected into items::
     case_studies/xor_stuck_at_half/case.toml::fixed is healthy
     case_studies/xor_stuck_at_half/case.toml::answer.py is healthy
 
+A case with ``expect_any = ["ND201", "ND403"]`` adds one item for the group::
+
+    case_studies/deep_narrow/case.toml::original flags one of ND201, ND403
+
+and a healthy-only case (``healthy = ["network.py"]``, no original) has one item
+per script::
+
+    case_studies/book_network/case.toml::network.py is healthy
+
+A script is healthy when netdoctor observed its training (a run in which no step
+was seen fails: nothing was judged), the run finished normally, and no finding
+reaches error severity.
+
 One item per expected code, because known misses are declared per code
 (``[expected_failures] ND203 = "reason"`` makes exactly that item an xfail) and
 because a report reading "ND303 passed, ND203 xfailed" says more than one
@@ -73,11 +86,12 @@ class CaseFile(pytest.File):
             if spec.is_known_failure(code):
                 item.add_marker(pytest.mark.xfail(reason=spec.expected_failures[code], strict=False))
             yield item
-        yield HealthyItem.from_parent(self, name="fixed is healthy", spec=spec, label="fixed",
-                                      script=spec.fixed)
-        for script in spec.extra_healthy:
-            yield HealthyItem.from_parent(self, name=f"{script.name} is healthy", spec=spec,
-                                          label=script.name, script=script)
+        if spec.expect_any:
+            yield FlagsAnyItem.from_parent(self, name=f"original flags one of {', '.join(spec.expect_any)}",
+                                           spec=spec)
+        for label, script in spec.healthy_scripts.items():
+            yield HealthyItem.from_parent(self, name=f"{label} is healthy", spec=spec,
+                                          label=label, script=script)
 
 
 class CaseItem(pytest.Item):
@@ -110,8 +124,18 @@ class FlagsItem(CaseItem):
         assert_flags(run.require_report(), self.code, run="original")
 
 
+class FlagsAnyItem(CaseItem):
+    """The original script is flagged with at least one code of the `expect_any` group."""
+
+    def runtest(self) -> None:
+        from .testing import assert_flags_any
+
+        run = _diagnosed(self.config, self.spec, "original", self.spec.original)
+        assert_flags_any(run.require_report(), self.spec.expect_any, run="original")
+
+
 class HealthyItem(CaseItem):
-    """A corrected script has no error-severity finding and finishes normally."""
+    """A fixed, extra or healthy-only script: observed, finished normally, no error-severity finding."""
 
     def __init__(self, *, label: str, script: Path, **kwargs: Any):
         super().__init__(**kwargs)
@@ -119,7 +143,9 @@ class HealthyItem(CaseItem):
         self.script = script
 
     def runtest(self) -> None:
-        from .testing import assert_healthy
+        from .testing import assert_healthy, assert_observed
 
         run = _diagnosed(self.config, self.spec, self.label, self.script)
-        assert_healthy(run.require_report(), run=self.label)
+        report = run.require_report()
+        assert_healthy(report, run=self.label)
+        assert_observed(report, self.label)

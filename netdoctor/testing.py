@@ -52,6 +52,9 @@ __all__ = [
     "CaseOutcome",
     "ScriptRun",
     "diagnose_script",
+    "observation_problem",
+    "assert_observed",
+    "assert_flags_any",
     "judge_case",
     "case_scripts",
     "run_case",
@@ -138,8 +141,9 @@ def _pick_run(report: Report, run: str | None) -> str:
     return run
 
 
-def _run_state(report: Report, name: str) -> list[str]:
-    """Lines saying why a run's verdict is not a full one (unfinished, unseen), for failure messages."""
+def _run_state(report: Report, name: str, observation: bool = True) -> list[str]:
+    """Lines saying why a run's verdict is not a full one (unfinished and, with `observation`,
+    unseen or seen in part), for failure messages."""
     info = report.runs[name].info
     state = report.state(name)
     lines = []
@@ -148,6 +152,8 @@ def _run_state(report: Report, name: str) -> list[str]:
         if info.error:
             tail = [row for row in info.error.strip().splitlines() if row.strip()][-3:]
             lines.extend("  " + row for row in tail)
+    if not observation:
+        return lines
     if state is RunState.NOT_OBSERVED:
         lines.append(f"Run '{name}' was not observed: no training step was seen, so nothing was judged.")
     elif state is RunState.PARTLY_OBSERVED:
@@ -248,10 +254,14 @@ def assert_healthy(target: Any, *, severity: Severity | str = Severity.ERROR,
     state = _run_state(report, name)
     if not bad and not state:
         return report
+    unseen = observation_problem(report, name)
     lines = [f"NOT HEALTHY: run '{name}'"
              + (f" has {len(bad)} finding(s) at {level} or above." if bad
                 else " did not finish." if report.runs[name].info.status not in HEALTHY_STATUSES
-                else " was not fully observed.")]
+                else f": {unseen}.")]
+    if not bad and unseen:
+        state = _run_state(report, name, observation=False) + [
+            line for line in state if line.startswith("  ")]   # the families not judged
     for f in bad:
         where = f" at {f.location}" if f.location is not None else ""
         lines.append(f"  {f.code} {f.symbol} ({f.severity}){where}: {f.message}")
@@ -295,6 +305,40 @@ def diagnose_script(script: Path | str, label: str, *, timeout: float | None = N
     return ScriptRun(label, script, report, None, time.perf_counter() - started)
 
 
+def observation_problem(report: Report, label: str) -> str | None:
+    """Why run `label` cannot be judged healthy for want of seeing it, or None when it was seen.
+
+    A case's healthy scripts must be observed: a run in which netdoctor saw no
+    training step has no finding because nothing was judged, not because it is fine.
+    """
+    if label in report.unobserved():
+        return "nothing observed: no training step was seen, so nothing was judged"
+    if report.state(label) is RunState.PARTLY_OBSERVED:
+        blind = ", ".join(str(role) for role in report.coverage(label).blind_required) or "the end of the run"
+        return f"partly observed: {blind} not seen, so not all was judged"
+    return None
+
+
+def assert_observed(report: Report, label: str) -> None:
+    """Assert that run `label` of a case was observed (see :func:`observation_problem`)."""
+    __tracebackhide__ = True
+    problem = observation_problem(report, label)
+    if problem:
+        raise AssertionError(f"NOT HEALTHY: run '{label}': {problem}.")
+
+
+def assert_flags_any(report: Report, codes: Iterable[str], *, run: str) -> Report:
+    """Assert that run `run` of `report` is flagged with at least one of `codes` (any severity)."""
+    __tracebackhide__ = True
+    codes = list(codes)
+    if any(flagged(report, code, run=run) for code in codes):
+        return report
+    lines = [f"DID NOT FLAG any of {', '.join(codes)} in run '{run}'.",
+             f"Findings: {_finding_list(report.findings_for(run))}"]
+    lines.extend(_run_state(report, run))
+    raise AssertionError("\n".join(lines))
+
+
 @dataclass
 class CaseOutcome:
     """What netdoctor said about one case study, judged against its case.toml.
@@ -307,36 +351,50 @@ class CaseOutcome:
     missed: list[str] = field(default_factory=list)         # expected, not flagged, not declared: a regression
     known_missed: list[str] = field(default_factory=list)   # declared in expected_failures and missed (xfail)
     declared_but_found: list[str] = field(default_factory=list)    # declared as failing but flagged after all (xpass)
+    any_found: list[str] = field(default_factory=list)      # codes of expect_any flagged on the original
     original_errors: list[Finding] = field(default_factory=list)  # error findings not among the checked codes
-    unhealthy: dict[str, list[Finding]] = field(default_factory=dict)  # fixed/extra label -> its error findings
+    unhealthy: dict[str, list[Finding]] = field(default_factory=dict)  # healthy label -> its error findings
+    unobserved: list[str] = field(default_factory=list)      # healthy labels in which nothing was observed
     problems: dict[str, str] = field(default_factory=dict)   # label -> could not run / crashed / timed out
     seconds: float = 0.0
 
     @property
     def healthy_labels(self) -> list[str]:
-        return ["fixed", *[p.name for p in self.spec.extra_healthy]]
+        return list(self.spec.healthy_scripts)
+
+    @property
+    def any_missed(self) -> bool:
+        """An `expect_any` group of which no code was flagged."""
+        return bool(self.spec.expect_any) and not self.any_found
 
     @property
     def failed_healthy(self) -> list[str]:
-        """Fixed/extra scripts that are not healthy (an error finding, or no normal finish)."""
-        return [label for label in self.healthy_labels if self.unhealthy.get(label) or label in self.problems]
+        """Healthy-side scripts that are not healthy: an error finding, not observed, or no normal finish."""
+        return [label for label in self.healthy_labels
+                if self.unhealthy.get(label) or label in self.unobserved or label in self.problems]
 
     @property
     def passed(self) -> bool:
-        """No expected code missed (beyond declared ones), every fixed/extra script healthy."""
-        return not self.missed and not self.failed_healthy
+        """No expected code or `expect_any` group missed (beyond declared misses), every
+        healthy script (fixed, extra, healthy-only) observed and healthy."""
+        return not self.missed and not self.any_missed and not self.failed_healthy
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "case": self.spec.name,
             "title": self.spec.title,
+            "kind": "healthy-only" if self.spec.healthy_only else "buggy",
             "expected": list(self.spec.checked_codes),
+            "expected_any": list(self.spec.expect_any),
             "found": list(self.found),
+            "found_any": list(self.any_found),
             "missed": list(self.missed),
+            "missed_any": self.any_missed,
             "known_missed": {code: self.spec.expected_failures[code] for code in self.known_missed},
             "declared_but_found": list(self.declared_but_found),
             "unexpected_errors_original": [_brief(f) for f in self.original_errors],
             "errors_healthy": {label: [_brief(f) for f in fs] for label, fs in self.unhealthy.items() if fs},
+            "unobserved": list(self.unobserved),
             "problems": dict(self.problems),
             "passed": self.passed,
             "seconds": round(self.seconds, 2),
@@ -354,12 +412,27 @@ def judge_case(spec: CaseSpec, runs: Mapping[str, ScriptRun]) -> CaseOutcome:
         if run.report is None:
             outcome.problems[label] = f"could not diagnose: {run.problem}"
         else:
-            state = _run_state(run.report, label)
+            state = _run_state(run.report, label, observation=False)
             if state:
                 outcome.problems[label] = " ".join(s.strip() for s in state)
 
-    original = runs["original"].report
+    if not spec.healthy_only:
+        _judge_original(spec, runs["original"].report, outcome)
+    for label in outcome.healthy_labels:
+        run = runs.get(label)
+        if run is not None and run.report is not None:
+            outcome.unhealthy[label] = [f for f in run.report.findings_for(label) if f.is_error]
+            if label not in outcome.problems and observation_problem(run.report, label):
+                outcome.unobserved.append(label)
+    return outcome
+
+
+def _judge_original(spec: CaseSpec, original: Report | None, outcome: CaseOutcome) -> None:
     original_findings = original.findings_for("original") if original else []
+    unseen = observation_problem(original, "original") if original else None
+    if unseen:
+        # Not a failure by itself (the missed codes are), but it says why they were missed.
+        outcome.problems.setdefault("original", unseen)
     for code in spec.checked_codes:
         hit = any(matches(f, code) for f in original_findings)
         if hit:
@@ -370,20 +443,16 @@ def judge_case(spec: CaseSpec, runs: Mapping[str, ScriptRun]) -> CaseOutcome:
             outcome.known_missed.append(code)
         else:
             outcome.missed.append(code)
-    outcome.original_errors = [
-        f for f in original_findings if f.is_error and f.code not in spec.checked_codes
-    ]
-    for label in outcome.healthy_labels:
-        run = runs.get(label)
-        if run is not None and run.report is not None:
-            outcome.unhealthy[label] = [f for f in run.report.findings_for(label) if f.is_error]
-    return outcome
+    outcome.any_found = [code for code in spec.expect_any
+                         if any(matches(f, code) for f in original_findings)]
+    judged = set(spec.checked_codes) | set(spec.expect_any)
+    outcome.original_errors = [f for f in original_findings if f.is_error and f.code not in judged]
 
 
 def case_scripts(spec: CaseSpec) -> dict[str, Path]:
-    """label -> script for every script of a case, the original first."""
-    scripts = {"original": spec.original, "fixed": spec.fixed}
-    scripts.update((path.name, path) for path in spec.extra_healthy)
+    """label -> script for every script of a case, the original (if any) first."""
+    scripts = {} if spec.healthy_only else {"original": spec.original}
+    scripts.update(spec.healthy_scripts)
     return scripts
 
 

@@ -5,7 +5,8 @@ each script's run between them within one process. Here, in the main suite that
 CI spreads over workers with ``pytest -n auto``, each test diagnoses exactly one
 script, so no script runs twice whichever worker takes which test: the original
 is checked for all its codes at once (declared known misses alone make it an
-xfail), each fixed or extra script for health.
+xfail), each fixed, extra or healthy-only script for health (observed, finished,
+no error finding).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from netdoctor.casefile import CaseFileError, find_cases, load_case
-from netdoctor.testing import assert_flags, assert_healthy, case_scripts, diagnose_script, flagged
+from netdoctor.testing import (
+    assert_flags, assert_flags_any, assert_healthy, assert_observed, case_scripts, diagnose_script, flagged,
+)
 
 CORPUS = Path(__file__).resolve().parents[1] / "case_studies"
 
@@ -31,6 +34,7 @@ def _load_all():
 
 
 SPECS, BROKEN = _load_all()
+BUGGY = [spec for spec in SPECS if not spec.healthy_only]
 HEALTHY = [(spec, label, script) for spec in SPECS
            for label, script in case_scripts(spec).items() if label != "original"]
 
@@ -42,10 +46,12 @@ def test_every_case_toml_is_valid():
 def test_the_corpus_has_the_cases_the_issue_asks_for():
     assert len(SPECS) >= 16, f"{len(SPECS)} case studies; at least 16 are wanted"
     assert any(spec.name == "xor_stuck_at_half" for spec in SPECS), "the seed's case is missing"
+    healthy_only = [spec.name for spec in SPECS if spec.healthy_only]
+    assert len(healthy_only) >= 2, f"healthy-only cases: {healthy_only}; at least 2 are wanted"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("spec", SPECS, ids=[spec.name for spec in SPECS])
+@pytest.mark.parametrize("spec", BUGGY, ids=[spec.name for spec in BUGGY])
 def test_original_is_flagged(spec):
     run = diagnose_script(spec.original, "original", timeout=spec.timeout)
     report = run.require_report()
@@ -53,6 +59,8 @@ def test_original_is_flagged(spec):
                    if not spec.is_known_failure(code) and not flagged(report, code, run="original")]
     if regressions:
         assert_flags(report, *regressions, run="original")  # fails, saying what was seen
+    if spec.expect_any:
+        assert_flags_any(report, spec.expect_any, run="original")
     known = [code for code in spec.checked_codes
              if spec.is_known_failure(code) and not flagged(report, code, run="original")]
     if known:
@@ -64,7 +72,9 @@ def test_original_is_flagged(spec):
                          ids=[f"{spec.name}-{label}" for spec, label, _ in HEALTHY])
 def test_fixed_and_extra_scripts_are_healthy(spec, label, script):
     run = diagnose_script(script, label, timeout=spec.timeout)
-    assert_healthy(run.require_report(), run=label)
+    report = run.require_report()
+    assert_healthy(report, run=label)
+    assert_observed(report, label)
 
 
 def test_every_rule_is_exercised_by_a_case_study_or_a_bad_good_pair():

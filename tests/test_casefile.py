@@ -114,3 +114,77 @@ def test_every_case_study_in_the_repository_is_valid():
     for path in paths:
         spec = load_case(path)  # raises with the file and the problem
         assert (spec.folder / "README.md").is_file(), f"{spec.name} has no README.md"
+
+
+# -- healthy-only cases and `expect_any` ---------------------------------------------------
+
+HEALTHY_ONLY = """
+title = "Book-style network"
+healthy = ["network.py", "network2.py"]
+style = "lists of arrays"
+timeout = 20
+"""
+
+
+def test_a_healthy_only_case_has_scripts_and_no_original(tmp_path):
+    path = write_case(tmp_path / "book", HEALTHY_ONLY, scripts=("network.py", "network2.py"))
+    spec = load_case(path)
+    assert spec.healthy_only
+    assert spec.original is None and spec.fixed is None
+    assert spec.expect == () and spec.expect_any == () and spec.checked_codes == ()
+    assert list(spec.healthy_scripts) == ["network.py", "network2.py"]
+    assert spec.healthy_scripts["network.py"] == (tmp_path / "book" / "network.py").resolve()
+    assert spec.timeout == 20.0
+
+
+def test_a_buggy_case_is_not_healthy_only_and_names_its_healthy_scripts(tmp_path):
+    spec = load_case(write_case(tmp_path / "xor", GOOD))
+    assert not spec.healthy_only
+    assert list(spec.healthy_scripts) == ["fixed", "answer.py"]
+    assert spec.healthy_scripts["fixed"] == spec.fixed
+
+
+def test_expect_any_alone_or_beside_expect(tmp_path):
+    alone = write_case(tmp_path / "a", 'title = "t"\noriginal = "original.py"\nfixed = "fixed.py"\n'
+                                       'expect_any = ["ND201", "ND403"]\n')
+    spec = load_case(alone)
+    assert spec.expect == () and spec.expect_any == ("ND201", "ND403")
+    both = write_case(tmp_path / "b", GOOD.replace('expect = ["ND101", "ND303"]',
+                                                   'expect = ["ND101", "ND303"]\nexpect_any = ["ND201", "ND403"]'))
+    spec = load_case(both)
+    assert spec.expect == ("ND101", "ND303") and spec.expect_any == ("ND201", "ND403")
+    # A group is one check of its own: it is not among the codes checked one by one.
+    assert "ND201" not in spec.checked_codes
+
+
+BUGGY_ANY = GOOD.replace('expect = ["ND101", "ND303"]', 'expect = ["ND101", "ND303"]\nexpect_any = ["ND201", "ND403"]')
+
+
+@pytest.mark.parametrize("toml, problem", [
+    (HEALTHY_ONLY + 'original = "original.py"\n', "healthy-only case"),
+    (HEALTHY_ONLY + 'expect = ["ND101"]\n', "has no expect"),
+    (HEALTHY_ONLY + 'extra_healthy = ["answer.py"]\n', "has no extra_healthy"),
+    (HEALTHY_ONLY.replace('["network.py", "network2.py"]', "[]"), "at least one script"),
+    (HEALTHY_ONLY.replace('["network.py", "network2.py"]', '"network.py"'), "must be a list"),
+    (HEALTHY_ONLY.replace('"network2.py"', '"missing.py"'), "'missing.py', which is not a file"),
+    (HEALTHY_ONLY.replace('"network2.py"', '"network.py"'), "twice"),
+    (HEALTHY_ONLY.replace('healthy = ["network.py", "network2.py"]', ""), "missing required key(s): original, fixed, expect"),
+    (BUGGY_ANY.replace('expect_any = ["ND201", "ND403"]', 'expect_any = ["ND201"]'), "two codes or more"),
+    (BUGGY_ANY.replace('expect_any = ["ND201", "ND403"]', 'expect_any = []'), "non-empty list"),
+    (BUGGY_ANY.replace('expect_any = ["ND201", "ND403"]', 'expect_any = ["ND201", "vanishing"]'), "not a rule code"),
+    (BUGGY_ANY.replace('expect_any = ["ND201", "ND403"]', 'expect_any = ["ND201", "ND201"]'), "lists a code twice"),
+    (BUGGY_ANY.replace('expect_any = ["ND201", "ND403"]', 'expect_any = ["ND201", "ND303"]'), "ND303 is in both"),
+    (BUGGY_ANY.replace('ND203 = "the hidden', 'ND201 = "the hidden'), "a member of `expect_any`"),
+])
+def test_invalid_new_format_cases_say_what_is_wrong(tmp_path, toml, problem):
+    path = write_case(tmp_path / "bad", toml,
+                      scripts=("original.py", "fixed.py", "answer.py", "network.py", "network2.py"))
+    with pytest.raises(CaseFileError) as info:
+        load_case(path)
+    assert problem in str(info.value)
+
+
+def test_without_expect_a_buggy_case_needs_expect_any(tmp_path):
+    path = write_case(tmp_path / "c", 'title = "t"\noriginal = "original.py"\nfixed = "fixed.py"\n')
+    with pytest.raises(CaseFileError, match=r"missing required key\(s\): expect"):
+        load_case(path)

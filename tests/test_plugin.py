@@ -20,7 +20,8 @@ import netdoctor.report  # noqa: F401
 import netdoctor.testing  # noqa: F401
 
 # Inner conftest: scripts say what their diagnosis is (`# findings: ND101:error ...`,
-# `# status: crashed`); every diagnosis is logged to calls.log to check the cache.
+# `# status: crashed`, `# steps: 0` for a run in which nothing was observed; 10 steps
+# otherwise); every diagnosis is logged to calls.log to check the cache.
 FAKE_CONFTEST = '''
 import re
 from pathlib import Path
@@ -46,9 +47,11 @@ def fake_diagnose(target, X=None, y=None, epochs=None, *, names=("original", "fi
         code, severity = item.split(":")
         findings.append(Finding(code, SYMBOLS[code], Severity.parse(severity), run, f"{code} seen"))
     status = re.search(r"# status: (\\w+)", text)
-    info = RunInfo(name=run, status=status.group(1) if status else "completed", script=str(target), steps=3)
+    steps = re.search(r"# steps: (\\d+)", text)
+    n = int(steps.group(1)) if steps else 10
+    info = RunInfo(name=run, status=status.group(1) if status else "completed", script=str(target), steps=n)
     trace = Trace(info)
-    for step in range(3):   # a fully observed run: outputs, loss and updates recorded
+    for step in range(n):   # a fully observed run: outputs, loss and updates recorded
         trace.recorder.record(step, {("model", "out_mean"): 0.5, ("model", "loss"): 1.0 / (step + 1),
                                      ("layer1", "update_ratio"): 1e-3})
     return Report([trace], findings)
@@ -171,6 +174,78 @@ def test_files_not_named_case_toml_are_left_alone(pytester):
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
 
 
+# -- healthy-only cases and `expect_any` ---------------------------------------------------
+
+
+def make_healthy_case(root, name, scripts):
+    folder = root / name
+    folder.mkdir(parents=True)
+    for script, text in scripts.items():
+        (folder / script).write_text(text)
+    names = ", ".join(f'"{script}"' for script in scripts)
+    (folder / "case.toml").write_text(f'title = "{name}"\nhealthy = [{names}]\ntimeout = 30\n')
+    return folder
+
+
+@pytest.fixture
+def new_format(pytester):
+    """A healthy-only case (one script unseen) and two `expect_any` cases (met, missed)."""
+    pytester.makeconftest(FAKE_CONFTEST)
+    root = pytester.path / "cases"
+    make_healthy_case(root, "book", {"network.py": "# findings: ND402:warning\n",
+                                     "blind.py": "# findings:\n# steps: 0\n"})
+    group = '\nexpect_any = ["ND203", "ND501"]\ntimeout = 30\n'
+    met = make_case(root, "met", expect=["ND101"], original="# findings: ND101:error ND501:error\n",
+                    fixed="# findings:\n")
+    missed = make_case(root, "missed", expect=["ND101"], original="# findings: ND101:error ND303:error\n",
+                       fixed="# findings:\n")
+    for folder in (met, missed):
+        toml = folder / "case.toml"
+        toml.write_text(toml.read_text().replace("timeout = 30\n", "") + group)
+    return root
+
+
+def test_new_format_items_are_named(pytester, new_format):
+    result = pytester.runpytest("cases", "--collect-only", "-q", "-p", "no:cacheprovider")
+    ids = [line for line in result.stdout.lines if "::" in line]
+    assert ids == [
+        "cases/book/case.toml::network.py is healthy",
+        "cases/book/case.toml::blind.py is healthy",
+        "cases/met/case.toml::original flags ND101",
+        "cases/met/case.toml::original flags one of ND203, ND501",
+        "cases/met/case.toml::fixed is healthy",
+        "cases/missed/case.toml::original flags ND101",
+        "cases/missed/case.toml::original flags one of ND203, ND501",
+        "cases/missed/case.toml::fixed is healthy",
+    ]
+
+
+def test_new_format_outcomes(pytester, new_format):
+    result = pytester.runpytest("cases", "-rf", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6, failed=2)
+    result.stdout.fnmatch_lines([
+        "FAILED cases/book/case.toml::blind.py is healthy*",
+        "FAILED cases/missed/case.toml::original flags one of ND203, ND501*",
+    ])
+    out = result.stdout.str()
+    assert "book: NOT HEALTHY: run 'blind.py': nothing observed" in out
+    assert "missed: DID NOT FLAG any of ND203, ND501 in run 'original'." in out
+    assert "pytest_plugin.py" not in out
+    # One diagnosis per script, shared by the items of a case.
+    calls = (new_format / "calls.log").read_text().split()
+    assert sorted(calls) == sorted(["book/network.py", "book/blind.py", "met/original.py", "met/fixed.py",
+                                    "missed/original.py", "missed/fixed.py"])
+
+
+def test_an_unobserved_fixed_script_is_not_healthy(pytester):
+    pytester.makeconftest(FAKE_CONFTEST)
+    make_case(pytester.path / "cases", "blind_fix", expect=["ND101"],
+              original="# findings: ND101:error\n", fixed="# findings:\n# steps: 0\n")
+    result = pytester.runpytest("cases", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*blind_fix: NOT HEALTHY: run 'fixed': nothing observed*"])
+
+
 # -- real scripts, diagnosed by netdoctor -------------------------------------------------
 
 
@@ -188,3 +263,19 @@ def test_real_cases_end_to_end(pytester):
     result = pytester.runpytest("cases", "-rxf", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=5, xfailed=1, failed=1)
     result.stdout.fnmatch_lines(["*wrong_expectation: DID NOT FLAG ND303*"])
+
+
+def test_real_healthy_only_and_expect_any_cases(pytester):
+    pytest.importorskip("netdoctor.observe.script")
+    root = pytester.path / "cases"
+    bad = xor_script("1.0 / (1.0 + sigmoid(-z))")
+    good = xor_script("sigmoid(z)")
+    make_healthy_case(root, "good_only", {"good.py": good})
+    make_healthy_case(root, "bad_called_healthy", {"bad.py": bad})
+    folder = make_case(root, "group", expect=["ND303"], original=bad, fixed=good)
+    toml = folder / "case.toml"
+    # ND405 (no bias) cannot be given here: the XOR script has biases, so ND303 alone meets the group.
+    toml.write_text(toml.read_text().replace('expect = ["ND303"]', 'expect_any = ["ND303", "ND405"]'))
+    result = pytester.runpytest("cases", "-rf", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["FAILED cases/bad_called_healthy/case.toml::bad.py is healthy*"])

@@ -1,13 +1,17 @@
 """`netdoctor cases [DIR]`: diagnose a folder of case studies, print the detection matrix.
 
 One row per case: each checked code found (+), missed (-) or a declared known
-miss (~); error findings on the original beyond the expected codes; error
-findings (or a failed run) on the fixed version and the extra healthy scripts.
-Totals: recall on the expected codes and how many fixed versions are unhealthy.
+miss (~), and an `expect_any` group as ``any(+ND201 -ND403)`` (met when one of
+its codes is found); error findings on the original beyond the expected codes;
+error findings (or a failed or unobserved run) on the fixed version and on the
+other healthy scripts (extra ones, or a healthy-only case's scripts).
+Totals: recall on the expected codes (an `expect_any` group counts as one) and
+how many fixed versions and other healthy scripts are unhealthy.
 
-Exit status: 0 when every expected code is found (declared misses aside) and
-every fixed/extra script is healthy; 1 otherwise (or when a case.toml is
-invalid); 2 when DIR holds no case study. The scripts' own output is discarded.
+Exit status: 0 when every expected code is found (declared misses aside), every
+`expect_any` group is met and every healthy script is observed and healthy; 1
+otherwise (or when a case.toml is invalid); 2 when DIR holds no case study. The
+scripts' own output is discarded.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 @dataclass
 class Totals:
     cases: int
+    healthy_only: int     # cases with no original, only scripts that must be healthy
     checked: int          # codes checked on originals (expected + declared known misses)
     found: int
     missed: int           # regressions: not found, not declared
@@ -51,6 +56,7 @@ class Totals:
     def to_dict(self) -> dict:
         return {
             "cases": self.cases,
+            "healthy_only_cases": self.healthy_only,
             "expected_codes": self.checked,
             "found": self.found,
             "missed": self.missed,
@@ -67,9 +73,10 @@ class Totals:
 def totals(outcomes: list[CaseOutcome], invalid: int = 0) -> Totals:
     return Totals(
         cases=len(outcomes),
-        checked=sum(len(o.spec.checked_codes) for o in outcomes),
-        found=sum(len(o.found) for o in outcomes),
-        missed=sum(len(o.missed) for o in outcomes),
+        healthy_only=sum(o.spec.healthy_only for o in outcomes),
+        checked=sum(len(o.spec.checked_codes) + bool(o.spec.expect_any) for o in outcomes),
+        found=sum(len(o.found) + bool(o.any_found) for o in outcomes),
+        missed=sum(len(o.missed) + o.any_missed for o in outcomes),
         known_missed=sum(len(o.known_missed) for o in outcomes),
         healthy_checked=sum(len(o.healthy_labels) for o in outcomes),
         unhealthy=sum(len(o.failed_healthy) for o in outcomes),
@@ -120,6 +127,8 @@ def run_all(specs, jobs: int, show_progress: bool = False) -> list[CaseOutcome]:
 # Showing
 # ------------------------------------------------------------------------------------
 def _codes_cell(outcome: CaseOutcome) -> str:
+    if outcome.spec.healthy_only:
+        return "(healthy only)"
     marks = []
     for code in outcome.spec.checked_codes:
         if code in outcome.known_missed:
@@ -128,6 +137,9 @@ def _codes_cell(outcome: CaseOutcome) -> str:
             marks.append("+" + code)
         else:
             marks.append("-" + code)
+    if outcome.spec.expect_any:
+        group = " ".join(("+" if code in outcome.any_found else "-") + code for code in outcome.spec.expect_any)
+        marks.append(f"any({group})")
     return " ".join(marks)
 
 
@@ -138,6 +150,8 @@ def _errors_cell(findings) -> str:
 def _healthy_cell(outcome: CaseOutcome, label: str) -> str:
     if label in outcome.problems:
         return "run failed"
+    if label in outcome.unobserved:
+        return "not observed"
     return _errors_cell(outcome.unhealthy.get(label, []))
 
 
@@ -146,14 +160,15 @@ def render_text(root: Path, outcomes: list[CaseOutcome], invalid: list[CaseFileE
     t = totals(outcomes, len(invalid))
     today = datetime.date.today().isoformat()
     header = ("case", "expected (+found -missed ~known miss)", "other errors: original",
-              "errors: fixed", "extra healthy", "s")
+              "errors: fixed", "other healthy", "s")
     rows = []
     for o in outcomes:
-        extras = [p.name for p in o.spec.extra_healthy]
+        extras = [label for label in o.healthy_labels if label != "fixed"]
         sick = [label for label in extras if label in o.failed_healthy]
         extra_cell = "-" if not extras else ("ok" if not sick else " ".join(sick) + " unhealthy")
-        rows.append((o.spec.name, _codes_cell(o), _errors_cell(o.original_errors),
-                     _healthy_cell(o, "fixed"), extra_cell, f"{o.seconds:.1f}"))
+        fixed_cell = "-" if o.spec.healthy_only else _healthy_cell(o, "fixed")
+        original_cell = "-" if o.spec.healthy_only else _errors_cell(o.original_errors)
+        rows.append((o.spec.name, _codes_cell(o), original_cell, fixed_cell, extra_cell, f"{o.seconds:.1f}"))
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(cells) -> str:
@@ -168,13 +183,17 @@ def render_text(root: Path, outcomes: list[CaseOutcome], invalid: list[CaseFileE
     recall = "n/a" if t.recall is None else f"{t.recall:.0%}"
     lines.append(f"recall on expected codes: {t.found} of {t.checked} ({recall}); "
                  f"missed: {t.missed}; declared known misses: {t.known_missed}")
-    lines.append(f"fixed versions with an error finding or a failed run: {t.fixed_unhealthy} of {t.cases}; "
-                 f"fixed and extra scripts not healthy: {t.unhealthy} of {t.healthy_checked}")
+    lines.append(f"fixed versions not healthy (an error finding, a failed run or nothing observed): "
+                 f"{t.fixed_unhealthy} of "
+                 f"{t.cases - t.healthy_only}; fixed, extra and healthy-only scripts not healthy: "
+                 f"{t.unhealthy} of {t.healthy_checked}")
 
     details = []
     for o in outcomes:
         for code in o.missed:
             details.append(f"{o.spec.name}: missed {code}")
+        if o.any_missed:
+            details.append(f"{o.spec.name}: missed every one of {', '.join(o.spec.expect_any)}")
         for code in o.known_missed:
             details.append(f"{o.spec.name}: known miss {code} ({o.spec.expected_failures[code]})")
         for code in o.declared_but_found:
@@ -183,6 +202,8 @@ def render_text(root: Path, outcomes: list[CaseOutcome], invalid: list[CaseFileE
         for label in o.failed_healthy:
             for f in o.unhealthy.get(label, []):
                 details.append(f"{o.spec.name}: {label} has {f.code} {f.symbol}: {f.message}")
+            if label in o.unobserved:
+                details.append(f"{o.spec.name}: {label}: nothing observed, so it cannot be called healthy")
         for label, problem in o.problems.items():
             details.append(f"{o.spec.name}: {label}: {problem}")
     for error in invalid:
