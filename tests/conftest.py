@@ -37,12 +37,17 @@ def observed_trace(name: str = "original", steps: int = 3, status: str = "comple
     from netdoctor.trace import MODEL, Trace
     from netdoctor.types import RunInfo
 
-    trace = Trace(RunInfo(name=name, status=status, steps=steps if seen or losses else 0, **info))
     wanted = [SEEN_SERIES[role] for role in seen]
-    for step in range(max(steps if wanted else 0, len(losses or []))):
+    if losses is not None:   # the given probe losses are the loss series, one step each
+        steps = len(losses) or steps
+        wanted = [key for key in wanted if key != SEEN_SERIES["loss"]]
+    trace = Trace(RunInfo(name=name, status=status, steps=steps if wanted or losses else 0, **info))
+    for step in range(steps if wanted or losses else 0):
         values = {key: 0.5 / (step + 1) for key in wanted}
-        if losses and step < len(losses):
+        if losses:
             values[(MODEL, "probe_loss")] = losses[step]
+        if not values:
+            continue
         trace.recorder.record(step, values)
     return trace
 
