@@ -55,6 +55,8 @@ def relative_tolerance(*arrays: np.ndarray) -> float:
 def product(op: str, W: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     """W applied to x as `op` says, in float64; None when the shapes do not fit."""
     if op == "sx":
+        # (x a single number too would be w * x = z for any three numbers that happen to fit:
+        # one sample at a time of a one-weight model is not inferred from values alone.)
         if W.size != 1 or W.ndim > 1 or x.ndim != 1:
             return None
         return float(W.reshape(-1)[0]) * x.astype(np.float64)
@@ -270,6 +272,18 @@ def _gone(path: Path, ctx: Context) -> bool:
         path.root.kind == "result" or ctx.frame_of(path.root.code) is None)
 
 
+# Numbers that configure training rather than being learned: never a scalar weight
+# (``step = lr * grad`` must not read as a layer with weight lr).
+_SETTINGS = {"lr", "eta", "alpha", "learning_rate", "learningrate", "rate", "lam", "lamb", "lmbda",
+             "lambda_", "reg", "momentum", "mu", "beta", "beta1", "beta2", "eps", "epsilon", "decay",
+             "gamma", "rho", "c", "tol", "scale", "temperature"}
+
+
+def _looks_like_setting(name: str) -> bool:
+    leaf = name.lower().rsplit(".", 1)[-1].split("[")[-1].strip("'\"]")
+    return leaf in _SETTINGS or "learning" in leaf or leaf.endswith("_rate")
+
+
 def _looks_like_weight(name: str) -> bool:
     leaf = name.lower().rsplit(".", 1)[-1].split("[")[-1].strip("'\"]")
     return leaf.startswith("w") or "weight" in name.lower() or "kernel" in name.lower()
@@ -469,6 +483,7 @@ class ChainSearch:
         placed = {id(m.array) for l in self.links for m in (l.z, l.a, l.b) if m is not None}
         weights = [f for f in items if f.array.dtype.kind == "f" and id(f.array) not in placed
                    and (f.array.ndim == 2 or (f.array.ndim <= 1 and f.array.size <= MAX_VECTOR_WEIGHT))
+                   and not (f.array.ndim == 0 and _looks_like_setting(f.name))
                    and (self.params is None or id(f.array) in self.params)]
         # Matrices first: a scalar or vector weight serves single-output models only.
         weights = sorted(weights, key=lambda f: f.array.ndim != 2)[:MAX_WEIGHTS]

@@ -43,7 +43,8 @@ def describe(obs: Any, status: str, final: bool) -> Trace:
     for index, (name, layer) in enumerate(zip(names, chain.layers)):
         info.layers.append(LayerInfo(
             name=name, fan_in=layer.fan_in, fan_out=layer.fan_out,
-            activation=tracker.activation_name(index), has_bias=layer.b is not None,
+            activation=tracker.activation_name(index),
+            has_bias=layer.b is not None or (index == 0 and _constant_input_column(tracker)),
             is_output=index == last,
             param_names=tuple(p.name for p in layer.param_paths()),
             location=locations.get(index),
@@ -80,6 +81,17 @@ def _site(key: tuple) -> str:
 
 
 # --- functions ------------------------------------------------------------------------------------
+
+
+def _constant_input_column(tracker: Any) -> bool:
+    """Whether the inputs carry a constant column (``[x, 1]``): a bias kept as a weight row."""
+    for record in tracker.learned.records:
+        for forward in record.forwards[:1]:
+            x = forward.x
+            if x.ndim == 2 and x.shape[0] >= 2 and x.shape[1] >= 2:
+                constant = np.all(x == x[:1], axis=0) & (x[0] != 0)
+                return bool(constant.any())
+    return False
 
 
 def _function_events(obs: Any, tracker: Any) -> tuple[list[Event], dict[int, Any]]:
@@ -171,6 +183,7 @@ def _param_events(obs: Any, tracker: Any, final: bool) -> list[Event]:
             kinds.append(("param_final", current, tracker.steps))
     for kind, values, step in kinds:
         index = 0
+        constant_column = _constant_input_column(tracker)
         for l, (name, layer) in enumerate(zip(tracker.layer_names, tracker.chain.layers)):
             W = values[index]
             index += 1
@@ -183,6 +196,8 @@ def _param_events(obs: Any, tracker: Any, final: bool) -> list[Event]:
             Wio = layer.to_io(W)
             summary = probes.param_summary(Wio, b, activation=tracker.activation_name(l), atol=th.symmetric_atol)
             summary["name"] = layer.W.name
+            if l == 0 and b is None and constant_column:
+                summary["has_bias"] = True   # kept as the weight row of a constant input column
             where = init_site(layer.W.name, obs.user_files) if kind == "param_init" else None
             events.append(Event(kind, step=step, layer=name, data=summary, location=where))
     return events

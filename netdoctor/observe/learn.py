@@ -498,7 +498,7 @@ class Learner:
                         found_here.append((cos, dg / gg, f.path))
             options.append(found_here)
         # The learning rate as the bigger parameters show it (their alignment is no accident).
-        rates = [max(opts)[1] for old, opts in zip(before, options) if opts and old.size >= 4]
+        rates = [max(opts, key=lambda o: o[0])[1] for old, opts in zip(before, options) if opts and old.size >= 4]
         rate = float(np.median(rates)) if rates else None
         out: list[Path | None] = []
         for path, old, opts in zip(self._param_paths(), before, options):
@@ -599,6 +599,10 @@ def rename(spec: ChainSpec, ctx: Context, found: dict[int, Found],
     import dataclasses
 
     changed = False
+    # An array plays one role in the chain: a name already held by another role is not
+    # taken (a function's argument `x` is a layer's z in one call and its activation in the
+    # next, as in ``nonlin(x)`` and ``nonlin(x, deriv=True)``).
+    held = [p.key() for l in spec.layers for p in (l.W, l.x, l.b, l.z, l.a) if p is not None]
 
     def better(path: Path | None) -> Path | None:
         nonlocal changed
@@ -617,6 +621,8 @@ def rename(spec: ChainSpec, ctx: Context, found: dict[int, Found],
             return path
         if _STABILITY[f.path.root.kind] > _STABILITY[path.root.kind] and path.array(ctx) is not None:
             return path   # never trade a lasting name for a passing one (a function's result)
+        if f.path.key() in held:
+            return path
         changed = True
         return f.path
 
