@@ -421,10 +421,26 @@ def output_range(output_fn: Callable[[np.ndarray], Any], units: int, z_max: floa
             values = as_float_array(output_fn(Z))
     except Exception:  # noqa: BLE001 - a user's function may fail on our grid
         return [NAN, NAN]
-    values = values[np.isfinite(values)] if values.size else values
-    if values.size == 0:
+    if values.shape != Z.shape:
+        finite = values[np.isfinite(values)] if values.size else values
+        return [NAN, NAN] if finite.size == 0 else [float(finite.min()), float(finite.max())]
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
         return [NAN, NAN]
-    return [float(values.min()), float(values.max())]
+    lo, hi = float(finite.min()), float(finite.max())
+    # A function still rising (or falling) at the edge of the grid does not stop there: a
+    # linear or ReLU output reaches any value, so its bound is infinite, not +-z_max.
+    step = grid[1] - grid[0]
+    for k in range(units):
+        sweep = values[k * grid.size : (k + 1) * grid.size, k]
+        for edge, inner in ((sweep[-1], sweep[-2]), (sweep[0], sweep[1])):
+            slope = (edge - inner) / step
+            if np.isfinite(slope) and abs(slope) > 1e-3:
+                if slope > 0 and edge >= hi:
+                    hi = math.inf
+                elif slope < 0 and edge <= lo:
+                    lo = -math.inf
+    return [lo, hi]
 
 
 def target_kind(y_raw: Any, Y: np.ndarray) -> str:

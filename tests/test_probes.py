@@ -233,8 +233,11 @@ def test_output_range_of_known_functions():
     assert abs(lo - 0.5) < 1e-6 and hi > 1 - 1e-6
     lo, hi = probes.output_range(np.tanh, 1)
     assert lo < -1 + 1e-6 and hi > 1 - 1e-6
+    # Unbounded outputs are unbounded, not clipped to the grid: a linear output reaches any target.
     lo, hi = probes.output_range(lambda z: z, 1)
-    assert lo == -30 and hi == 30
+    assert lo == -np.inf and hi == np.inf
+    lo, hi = probes.output_range(lambda z: np.maximum(z, 0), 3)
+    assert lo == 0 and hi == np.inf
 
 
 def test_output_range_of_a_broken_function_is_nan():
