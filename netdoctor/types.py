@@ -180,4 +180,5 @@ class RunInfo:
             "error": self.error,
             "stop_reason": self.stop_reason,
             "notes": list(self.notes),
+            "settled_at_step": self.extra.get("settled_at_step"),
         }

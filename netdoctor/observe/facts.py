@@ -68,6 +68,10 @@ def describe(obs: Any, status: str, final: bool) -> Trace:
         "targets": tracker.encoding,
         "lr_fit": tracker.lr_fit,
         "forward_sites": sorted(_site(k) for k in obs.forward_keys),
+        # When the roles were settled: the step (updates seen while learning) and the CPU
+        # seconds learning took, counted from the moment a network first showed.
+        "settled_at_step": int(tracker.learned.steps),
+        "learning_cpu_s": obs.learning_seconds,
     })
     info.notes = list(obs.notes)
     probe_inputs = tracker.probe.inputs if tracker.probe is not None else None

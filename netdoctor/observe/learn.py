@@ -169,6 +169,10 @@ class Learner:
             self._visits.clear()
         return visits > HOT_VISITS and visits % (visits // HOT_VISITS) != 0
 
+    def learning_seconds(self) -> float:
+        """CPU seconds spent learning since a network first showed (or since the start)."""
+        return _cpu_seconds() - (self._chain_since if self._chain_since is not None else self.started)
+
     def _restart_budget(self) -> None:
         """A network showed for the first time: what came before was data preparation."""
         if self._chain_since is None:

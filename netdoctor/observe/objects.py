@@ -101,6 +101,7 @@ class Observer:
             self._add_root(obj, "" if len(roots or {}) == 1 else str(label))
         self.phase = "learning"
         self.learner = Learner(self)
+        self.learning_seconds: float | None = None   # CPU seconds learning took, once it ended
         self.tracker: Tracker | None = None
         self.learned: Learned | None = None
         self.forward_keys: set = set()
@@ -268,6 +269,7 @@ class Observer:
 
     def _start_running(self, learned: Learned, ctx: Context) -> None:
         self.learned = learned
+        self.learning_seconds = round(self.learner.learning_seconds(), 3)
         self.phase = "running"
         self.forward_keys = set(learned.forward_keys)
         self.hook.trace_all_lines(False)
