@@ -96,7 +96,7 @@ def watch(model: Any, **roles: Any):
             net.train(0.1, 2000)
         w.report
 
-    Roles the observer cannot infer can be named: ``watch(net, params=[...], output=...)``.
+    Roles the observer cannot infer can be named: ``watch(net, params=[...], output=..., targets=...)``.
     """
     from .observe.objects import Watch
 
