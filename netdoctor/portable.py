@@ -1,0 +1,257 @@
+"""Tasks that carry their own files: a run made on a machine that does not share ours.
+
+A cluster's workers need not see our filesystem. A *portable* task therefore
+carries what one run needs:
+
+* the script's folder as a :class:`Bundle`: the bytes of its files (the script,
+  the modules it imports, the data files it reads), at most ``MAX_BUNDLE_BYTES``
+  in all (20 MiB) and ``MAX_BUNDLE_FILES`` files; a bigger folder is refused with
+  a :class:`BundleError` that says so, before anything is sent. Hidden folders,
+  ``__pycache__``, virtual environments and ``node_modules`` are left out;
+* a job: which script of the bundle, which seed or label, the run's options.
+
+On the worker, :func:`run_portable` writes the bundle into a fresh temporary
+folder and makes the run in a process of its own (``python -m
+netdoctor.portable``) whose working directory is that copy of the folder: the
+seeding of a sweep patches process-wide state, the run's output must not reach
+the worker's streams, and two runs on one worker must not share a working
+directory. The answer comes back as JSON text (the run's JSON report, plus the
+numbers the sweep judges convergence on), never as pickled netdoctor objects;
+the caller rebuilds its results from it (:func:`report_from_dict`), with the
+worker's temporary folder written back as the caller's folder.
+
+Nothing here imports Dask: any :class:`concurrent.futures.Executor` runs these
+tasks (:mod:`netdoctor.distributed` connects to a Dask cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_BUNDLE_BYTES = 20 * 2**20
+MAX_BUNDLE_FILES = 2000
+_SKIPPED_DIRS = {"__pycache__", "node_modules", "venv", "site-packages", "dist-packages"}
+# Beyond the run's own time limit (timeout + the runner's kill grace), how long the
+# task's process may take to start and to write its answer before it is killed.
+_MARGIN_SECONDS = 60.0
+
+
+class BundleError(ValueError):
+    """A script's folder cannot travel with a task (too big, unreadable); one line for the user."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A folder's files as bytes, to be rebuilt elsewhere."""
+
+    folder: str                             # the folder on the caller's machine (absolute)
+    files: tuple[tuple[str, bytes], ...]    # (path relative to the folder, POSIX style; bytes)
+
+    @property
+    def size(self) -> int:
+        return sum(len(data) for _, data in self.files)
+
+
+def bundle_folder(folder: str | os.PathLike, *, max_bytes: int = MAX_BUNDLE_BYTES,
+                  max_files: int = MAX_BUNDLE_FILES) -> Bundle:
+    """The files under `folder`, or a BundleError when they exceed the limits."""
+    root = Path(folder).resolve()
+    files: list[tuple[str, bytes]] = []
+    total = 0
+
+    def walk(directory: Path) -> None:
+        nonlocal total
+        try:
+            entries = sorted(directory.iterdir())
+        except OSError as exc:
+            raise BundleError(f"cannot read the folder {directory}: {exc.strerror or exc}") from None
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name in _SKIPPED_DIRS:
+                continue
+            if entry.is_dir():
+                if not entry.is_symlink():  # a link back up would never end
+                    walk(entry)
+                continue
+            if not entry.is_file():
+                continue
+            if len(files) >= max_files:
+                raise BundleError(
+                    f"{root} holds more than {max_files} files; a task carries at most {max_files} "
+                    "to a worker (put the script in a folder of its own with what it reads)")
+            size = entry.stat().st_size
+            if total + size > max_bytes:
+                raise BundleError(
+                    f"{root} holds more than {max_bytes / 2**20:g} MiB of files; a task carries at most "
+                    f"that to a worker (put the script in a folder of its own with what it reads)")
+            try:
+                data = entry.read_bytes()
+            except OSError as exc:
+                raise BundleError(f"cannot read {entry}: {exc.strerror or exc}") from None
+            total += len(data)
+            files.append((entry.relative_to(root).as_posix(), data))
+
+    walk(root)
+    return Bundle(str(root), tuple(files))
+
+
+# --------------------------------------------------------------------------------------
+# Plain data both ways
+# --------------------------------------------------------------------------------------
+def encode_float(value: float | None) -> float | str | None:
+    """A float for JSON: NaN and infinities become the strings "nan", "inf", "-inf"."""
+    if value is None or math.isfinite(value):
+        return value
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
+def decode_float(value: float | str | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def report_from_dict(data: dict[str, Any]):
+    """A Report holding what the JSON report says: runs' facts and findings, no series.
+
+    Enough for everything judged from findings and run status (a case's outcome);
+    the measured series stay on the worker.
+    """
+    from .report import Report
+    from .trace import Trace
+    from .types import Finding, LayerInfo, Location, RunInfo, Severity
+
+    traces, skipped, errors = [], {}, {}
+    for name, entry in data["runs"].items():
+        layers = [LayerInfo(**layer) for layer in entry.get("layers", [])]
+        info = RunInfo(name=name, status=entry["status"], steps=entry["steps"], source=entry["source"],
+                       script=entry["script"], layers=layers, loss=entry["loss"], output=entry["output"],
+                       n_classes=entry["n_classes"], task=entry["task"], error=entry["error"],
+                       stop_reason=entry["stop_reason"], notes=list(entry["notes"]))
+        traces.append(Trace(info))
+        skipped[name] = dict(entry.get("skipped_rules", {}))
+        errors[name] = dict(entry.get("rule_errors", {}))
+    findings = []
+    for f in data["findings"]:
+        where = f["location"]
+        findings.append(Finding(
+            code=f["code"], symbol=f["symbol"], severity=Severity.parse(f["severity"]), run=f["run"],
+            message=f["message"], layer=f["layer"], step=f["step"], evidence=f["evidence"], fix=f["fix"],
+            why=f["why"], location=None if where is None else Location(where["file"], where["line"], where["function"]),
+        ))
+    return Report(traces, findings, skipped=skipped, errors=errors)
+
+
+def answer_from_json(text: str, folder: str) -> dict[str, Any]:
+    """A task's answer, in which the worker's copy of the folder is named as `folder` (ours)."""
+    answer = json.loads(text)
+    copy = answer.get("folder")
+    if copy and copy != folder:
+        answer = json.loads(text.replace(json.dumps(copy)[1:-1], json.dumps(folder)[1:-1]))
+    return answer
+
+
+# --------------------------------------------------------------------------------------
+# The task, on the worker
+# --------------------------------------------------------------------------------------
+def run_portable(job: dict[str, Any], files: tuple[tuple[str, bytes], ...]) -> str:
+    """Make one run of `job` on the files of a Bundle; return the answer as JSON text.
+
+    The answer is ``{"folder": the temporary copy, ...}`` plus, for a seed,
+    ``"report"`` and ``"summary"`` (see :func:`netdoctor.sweep.run_summary`), for a
+    case's script ``"report"`` (or ``"problem"``) and ``"seconds"``; or ``"error"``
+    when the run could not be made at all.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="netdoctor-task-"))
+    try:
+        work = tmp / "work"
+        work.mkdir()
+        for relative, data in files:
+            target = work / relative
+            if work not in target.resolve().parents:
+                return json.dumps({"folder": "", "error": f"refused a file outside the task's folder: {relative}"})
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        (tmp / "job.pkl").write_bytes(pickle.dumps(job))
+        timeout = job["options"].get("timeout")
+        limit = None if timeout is None else float(timeout) * 1.1 + 5.0 + _MARGIN_SECONDS
+        with open(tmp / "stderr.txt", "wb") as err:
+            try:
+                subprocess.run([sys.executable, "-m", "netdoctor.portable", str(tmp)], cwd=work,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                               timeout=limit, preexec_fn=_die_with_parent, env=_env())
+            except subprocess.TimeoutExpired:
+                return json.dumps({"folder": str(work), "error": f"the task did not end within {limit:g} s"})
+        answer = tmp / "answer.json"
+        if answer.exists():
+            return answer.read_text(encoding="utf-8")
+        tail = (tmp / "stderr.txt").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
+        return json.dumps({"folder": str(work),
+                           "error": "the task's process ended without an answer" + (f": {tail[0]}" if tail else "")})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")  # one run per worker thread; BLAS threads would fight
+    return env
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    """Linux: the task's process goes with the worker when the worker is killed."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _answer(job: dict[str, Any], script: Path) -> dict[str, Any]:
+    options = dict(job["options"])
+    if job["kind"] == "seed":
+        from .api import diagnose
+        from .sweep import run_summary
+
+        report = diagnose(os.fspath(script), seed=job["seed"], **options)
+        run = next(iter(report.runs))
+        return {"report": report.to_dict(), "summary": run_summary(report, run)}
+    if job["kind"] == "case-script":
+        from .testing import diagnose_script
+
+        done = diagnose_script(script, job["label"], **options)
+        return {"report": None if done.report is None else done.report.to_dict(),
+                "problem": done.problem, "seconds": done.seconds}
+    raise ValueError(f"unknown kind of task {job['kind']!r}")
+
+
+def _main(tmp: str) -> None:
+    """The task's own process: one run in the working directory it was started in."""
+    tmp_path = Path(tmp)
+    job = pickle.loads((tmp_path / "job.pkl").read_bytes())
+    script = Path.cwd() / job["script"]
+    started = time.perf_counter()
+    try:
+        answer = _answer(job, script)
+    except Exception as exc:  # noqa: BLE001 - told to the caller as this run's problem
+        answer = {"error": f"{type(exc).__name__}: {exc}"}
+    answer["folder"] = str(Path.cwd())
+    answer["task_seconds"] = time.perf_counter() - started
+    text = json.dumps(answer, allow_nan=False)
+    partial = tmp_path / "answer.json.part"
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, tmp_path / "answer.json")
+
+
+if __name__ == "__main__":  # pragma: no cover - the task's process
+    _main(sys.argv[1])
