@@ -64,9 +64,11 @@ class Bundle:
         return sum(len(data) for _, data in self.files)
 
 
-def bundle_folder(folder: str | os.PathLike, *, max_bytes: int = MAX_BUNDLE_BYTES,
-                  max_files: int = MAX_BUNDLE_FILES) -> Bundle:
-    """The files under `folder`, or a BundleError when they exceed the limits."""
+def bundle_folder(folder: str | os.PathLike, *, max_bytes: int | None = None,
+                  max_files: int | None = None) -> Bundle:
+    """The files under `folder`, or a BundleError when they exceed the limits (module defaults)."""
+    max_bytes = MAX_BUNDLE_BYTES if max_bytes is None else max_bytes
+    max_files = MAX_BUNDLE_FILES if max_files is None else max_files
     root = Path(folder).resolve()
     files: list[tuple[str, bytes]] = []
     total = 0

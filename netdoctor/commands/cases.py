@@ -7,7 +7,11 @@ Totals: recall on the expected codes and how many fixed versions are unhealthy.
 
 Exit status: 0 when every expected code is found (declared misses aside) and
 every fixed/extra script is healthy; 1 otherwise (or when a case.toml is
-invalid); 2 when DIR holds no case study. The scripts' own output is discarded.
+invalid); 2 when DIR holds no case study, or the cluster named by ``--scheduler``
+cannot be used. The scripts' own output is discarded.
+
+``--scheduler tcp://HOST:PORT`` runs the scripts on a Dask cluster instead of
+local processes (:mod:`netdoctor.distributed`); the matrix is the same.
 """
 
 from __future__ import annotations
@@ -99,21 +103,92 @@ def run_case_silently(spec) -> CaseOutcome:
         return run_case(spec)
 
 
-def run_all(specs, jobs: int, show_progress: bool = False) -> list[CaseOutcome]:
-    """Run every case, `jobs` at a time in worker processes; outcomes in the order of `specs`."""
+def run_all(specs, jobs: int = 1, show_progress: bool = False, executor: futures.Executor | None = None,
+            portable: bool | None = None) -> list[CaseOutcome]:
+    """Run every case; outcomes in the order of `specs`.
+
+    Without `executor`: `jobs` cases at a time in worker processes of our own. With
+    one (e.g. a cluster's ``client.get_executor()``), on it: a task per script that
+    carries its case's folder and answers in JSON (see :mod:`netdoctor.portable`),
+    unless the executor is one of the standard library's pools (``portable`` decides
+    when given).
+    """
+    if executor is not None:
+        if portable is None:
+            portable = not isinstance(executor, (futures.ProcessPoolExecutor, futures.ThreadPoolExecutor))
+        if portable:
+            return _run_portable(specs, executor, show_progress)
+        return _run_on(specs, executor, show_progress)
     if jobs <= 1 or len(specs) <= 1:
         outcomes = []
         for done, spec in enumerate(specs, 1):
             outcomes.append(run_case_silently(spec))
             _progress(done, len(specs), outcomes[-1], show_progress)
         return outcomes
-    results: dict[int, CaseOutcome] = {}
     with futures.ProcessPoolExecutor(max_workers=min(jobs, len(specs))) as pool:
-        pending = {pool.submit(run_case_silently, spec): i for i, spec in enumerate(specs)}
-        for done, future in enumerate(futures.as_completed(pending), 1):
-            results[pending[future]] = future.result()
-            _progress(done, len(specs), results[pending[future]], show_progress)
+        return _run_on(specs, pool, show_progress)
+
+
+def _run_on(specs, executor: futures.Executor, show_progress: bool) -> list[CaseOutcome]:
+    results: dict[int, CaseOutcome] = {}
+    pending = {executor.submit(run_case_silently, spec): i for i, spec in enumerate(specs)}
+    for done, future in enumerate(futures.as_completed(pending), 1):
+        results[pending[future]] = future.result()
+        _progress(done, len(specs), results[pending[future]], show_progress)
     return [results[i] for i in range(len(specs))]
+
+
+def _run_portable(specs, executor: futures.Executor, show_progress: bool) -> list[CaseOutcome]:
+    """A task per script, carrying its case's folder; each case judged here once its scripts are back."""
+    from ..portable import BundleError, answer_from_json, bundle_folder, report_from_dict, run_portable
+    from ..testing import ScriptRun, case_scripts, judge_case
+
+    runs: list[dict[str, ScriptRun]] = [{} for _ in specs]
+    pending: dict[futures.Future, tuple[int, str, Path, str]] = {}
+    for i, spec in enumerate(specs):
+        scripts = case_scripts(spec)
+        try:
+            bundle = bundle_folder(spec.folder)
+        except BundleError as exc:
+            runs[i] = {label: ScriptRun(label, path, None, str(exc)) for label, path in scripts.items()}
+            continue
+        for label, path in scripts.items():
+            try:
+                relative = path.relative_to(bundle.folder).as_posix()
+            except ValueError:
+                runs[i][label] = ScriptRun(label, path, None, f"{path} is outside its case's folder "
+                                           f"{bundle.folder}, which is all a task carries to a worker")
+                continue
+            job = {"kind": "case-script", "script": relative, "label": label,
+                   "options": {"timeout": spec.timeout}}
+            pending[executor.submit(run_portable, job, bundle.files)] = (i, label, path, bundle.folder)
+
+    def rebuilt(future: futures.Future, label: str, path: Path, folder: str) -> ScriptRun:
+        try:
+            answer = answer_from_json(future.result(), folder)
+        except Exception as exc:  # noqa: BLE001 - a lost worker, a task that could not be sent
+            return ScriptRun(label, path, None, f"{type(exc).__name__}: {exc}")
+        if "error" in answer:
+            return ScriptRun(label, path, None, answer["error"])
+        report = None if answer["report"] is None else report_from_dict(answer["report"])
+        return ScriptRun(label, path, report, answer["problem"], answer["seconds"])
+
+    outcomes: dict[int, CaseOutcome] = {}
+
+    def judge_if_complete(i: int) -> None:
+        scripts = case_scripts(specs[i])
+        if i not in outcomes and set(runs[i]) == set(scripts):
+            # In the order of case_scripts, as a local run makes them.
+            outcomes[i] = judge_case(specs[i], {label: runs[i][label] for label in scripts})
+            _progress(len(outcomes), len(specs), outcomes[i], show_progress)
+
+    for i in range(len(specs)):
+        judge_if_complete(i)
+    for future in futures.as_completed(pending):
+        i, label, path, folder = pending[future]
+        runs[i][label] = rebuilt(future, label, path, folder)
+        judge_if_complete(i)
+    return [outcomes[i] for i in range(len(specs))]
 
 
 # ------------------------------------------------------------------------------------
@@ -230,7 +305,17 @@ def run(args) -> int:
             invalid.append(exc)
     jobs = args.jobs if args.jobs and args.jobs > 0 else (os.cpu_count() or 1)
     show = not args.quiet and sys.stderr.isatty()
-    outcomes = run_all(specs, jobs, show_progress=show)
+    if args.scheduler:
+        from ..distributed import ClusterError, cluster_executor
+
+        try:
+            with cluster_executor(args.scheduler) as executor:
+                outcomes = run_all(specs, show_progress=show, executor=executor)
+        except ClusterError as exc:
+            print(f"netdoctor: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        outcomes = run_all(specs, jobs, show_progress=show)
     undeclared = folders_without_case(root)
     render = render_json if args.format == "json" else render_text
     sys.stdout.write(render(root, outcomes, invalid, undeclared) + "\n")
