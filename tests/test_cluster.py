@@ -294,3 +294,15 @@ def test_a_folder_too_big_to_send_is_refused_before_anything_runs(tmp_path, monk
         with pytest.raises(BundleError):
             sweep(script, 2, executor=pool, portable=True)
     assert not (tmp_path / "big" / "train.py.ran").exists()
+
+
+def test_dask_is_imported_only_when_asked_for():
+    code = ("import sys\n"
+            "import netdoctor.sweep, netdoctor.portable, netdoctor.distributed, netdoctor.commands.cases\n"
+            "from netdoctor.cli import main\n"
+            "try:\n    main(['diagnose', '--help'])\nexcept SystemExit:\n    pass\n"
+            "loaded = [m for m in ('dask', 'distributed') if m in sys.modules]\n"
+            "assert not loaded, loaded\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--scheduler" in result.stdout

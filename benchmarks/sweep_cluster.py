@@ -1,0 +1,100 @@
+"""A seed sweep on a Dask cluster against the local process pool.
+
+Runs one 40-run sweep of a case study's script three ways, in this process:
+
+* on the local process pool (``netdoctor diagnose --seeds``: 2 processes on 2 cores),
+* on a Dask cluster of 1 worker process, and of 2 worker processes (one thread each,
+  on 127.0.0.1, started here with ``distributed.LocalCluster``),
+
+and prints the wall times, the cluster's speed-up from 1 to 2 workers, and its
+overhead per task against the pool: (cluster time - pool time) x workers / runs,
+what each task costs beyond the run itself (sending the folder, the task's own
+process, the JSON answer, the scheduler). It also checks that the three sweeps
+give the same per-seed outcomes. No assertion on time: record the table in
+benchmarks/README.md.
+
+    python benchmarks/sweep_cluster.py
+    python benchmarks/sweep_cluster.py --case dead_relu --runs 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as futures
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed(label: str, run) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = run()
+    elapsed = time.perf_counter() - started
+    print(f"  {label:24s} {elapsed:7.1f} s", file=sys.stderr, flush=True)
+    return elapsed, result
+
+
+def on_cluster(script: Path, runs: int, workers: int):
+    from distributed import Client, LocalCluster
+
+    from netdoctor.sweep import sweep
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.wait_for_workers(workers)
+        return sweep(script, runs, executor=client.get_executor(pure=False))
+
+
+def on_pool(script: Path, runs: int, processes: int):
+    from netdoctor.sweep import sweep
+
+    with futures.ProcessPoolExecutor(processes) as pool:
+        return sweep(script, runs, executor=pool)
+
+
+def outcomes(result) -> list[tuple]:
+    return [(r.seed, r.status, r.converged, r.loss_end) for r in result.runs]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", default="lr_too_low", help="case study folder (default: lr_too_low)")
+    parser.add_argument("--script", default="fixed.py", help="its script to sweep (default: fixed.py)")
+    parser.add_argument("--runs", type=int, default=40)
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    script = ROOT / "case_studies" / args.case / args.script
+    processes = min(2, os.cpu_count() or 1)
+
+    print(f"sweep of {script.relative_to(ROOT)}, {args.runs} runs, {os.cpu_count()} cores", file=sys.stderr)
+    load_before = os.getloadavg()[0]
+    t_pool, pool = timed(f"local pool, {processes} processes", lambda: on_pool(script, args.runs, processes))
+    t_one, one = timed("cluster, 1 worker", lambda: on_cluster(script, args.runs, 1))
+    t_two, two = timed("cluster, 2 workers", lambda: on_cluster(script, args.runs, 2))
+    same = outcomes(pool) == outcomes(one) == outcomes(two)
+    load_after = os.getloadavg()[0]
+
+    print()
+    print(f"| {args.case}/{args.script}, {args.runs} runs | wall (s) | per run (s) |")
+    print("|---|---:|---:|")
+    for label, t in ((f"local process pool ({processes})", t_pool), ("cluster, 1 worker", t_one),
+                     ("cluster, 2 workers", t_two)):
+        print(f"| {label} | {t:.1f} | {t / args.runs:.2f} |")
+    print()
+    print(f"speed-up of the cluster, 1 -> 2 workers: {t_one / t_two:.2f}x")
+    print(f"cluster (2 workers) / local pool ({processes}): {t_two / t_pool:.2f}")
+    overhead = (t_two - t_pool) * 2 / args.runs
+    print(f"overhead per task of the cluster against the pool: {overhead:+.2f} s")
+    print(f"converged: {pool.converged} of {pool.determined} (pool), {one.converged} (1 worker), "
+          f"{two.converged} (2 workers); same per-seed outcomes: {'yes' if same else 'NO'}")
+    print(f"load average (1 min) before / after: {load_before:.1f} / {load_after:.1f}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
