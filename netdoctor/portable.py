@@ -16,9 +16,9 @@ netdoctor.portable``) whose working directory is that copy of the folder: the
 seeding of a sweep patches process-wide state, the run's output must not reach
 the worker's streams, and two runs on one worker must not share a working
 directory. The answer comes back as JSON text (the run's JSON report, plus the
-numbers the sweep judges convergence on), never as pickled netdoctor objects;
-the caller rebuilds its results from it (:func:`report_from_dict`), with the
-worker's temporary folder written back as the caller's folder.
+numbers the sweep judges convergence on; a case study's outcome with its
+findings), never as pickled netdoctor objects; the caller rebuilds its results
+from it, with the worker's temporary folder written back as the caller's folder.
 
 Nothing here imports Dask: any :class:`concurrent.futures.Executor` runs these
 tasks (:mod:`netdoctor.distributed` connects to a Dask cluster).
@@ -45,7 +45,7 @@ MAX_BUNDLE_FILES = 2000
 _SKIPPED_DIRS = {"__pycache__", "node_modules", "venv", "site-packages", "dist-packages"}
 # Beyond the run's own time limit (timeout + the runner's kill grace), how long the
 # task's process may take to start and to write its answer before it is killed.
-_MARGIN_SECONDS = 60.0
+TASK_MARGIN_SECONDS = 60.0
 
 
 class BundleError(ValueError):
@@ -122,35 +122,44 @@ def decode_float(value: float | str | None) -> float | None:
     return None if value is None else float(value)
 
 
-def report_from_dict(data: dict[str, Any]):
-    """A Report holding what the JSON report says: runs' facts and findings, no series.
+def finding_from_dict(data: dict[str, Any]):
+    """A Finding back from its JSON form (``Finding.to_dict``)."""
+    from .types import Finding, Location, Severity
 
-    Enough for everything judged from findings and run status (a case's outcome);
-    the measured series stay on the worker.
-    """
-    from .report import Report
-    from .trace import Trace
-    from .types import Finding, LayerInfo, Location, RunInfo, Severity
+    where = data["location"]
+    return Finding(
+        code=data["code"], symbol=data["symbol"], severity=Severity.parse(data["severity"]), run=data["run"],
+        message=data["message"], layer=data["layer"], step=data["step"], evidence=data["evidence"],
+        fix=data["fix"], why=data["why"],
+        location=None if where is None else Location(where["file"], where["line"], where["function"]),
+    )
 
-    traces, skipped, errors = [], {}, {}
-    for name, entry in data["runs"].items():
-        layers = [LayerInfo(**layer) for layer in entry.get("layers", [])]
-        info = RunInfo(name=name, status=entry["status"], steps=entry["steps"], source=entry["source"],
-                       script=entry["script"], layers=layers, loss=entry["loss"], output=entry["output"],
-                       n_classes=entry["n_classes"], task=entry["task"], error=entry["error"],
-                       stop_reason=entry["stop_reason"], notes=list(entry["notes"]))
-        traces.append(Trace(info))
-        skipped[name] = dict(entry.get("skipped_rules", {}))
-        errors[name] = dict(entry.get("rule_errors", {}))
-    findings = []
-    for f in data["findings"]:
-        where = f["location"]
-        findings.append(Finding(
-            code=f["code"], symbol=f["symbol"], severity=Severity.parse(f["severity"]), run=f["run"],
-            message=f["message"], layer=f["layer"], step=f["step"], evidence=f["evidence"], fix=f["fix"],
-            why=f["why"], location=None if where is None else Location(where["file"], where["line"], where["function"]),
-        ))
-    return Report(traces, findings, skipped=skipped, errors=errors)
+
+def outcome_to_dict(outcome) -> dict[str, Any]:
+    """A case's CaseOutcome as plain data, without its spec (the caller has it)."""
+    return {
+        "found": list(outcome.found),
+        "missed": list(outcome.missed),
+        "known_missed": list(outcome.known_missed),
+        "declared_but_found": list(outcome.declared_but_found),
+        "original_errors": [f.to_dict() for f in outcome.original_errors],
+        "unhealthy": {label: [f.to_dict() for f in fs] for label, fs in outcome.unhealthy.items()},
+        "problems": dict(outcome.problems),
+        "seconds": outcome.seconds,
+    }
+
+
+def outcome_from_dict(spec, data: dict[str, Any]):
+    """The CaseOutcome of `spec` (the caller's) from :func:`outcome_to_dict`'s data."""
+    from .testing import CaseOutcome
+
+    return CaseOutcome(
+        spec, found=list(data["found"]), missed=list(data["missed"]), known_missed=list(data["known_missed"]),
+        declared_but_found=list(data["declared_but_found"]),
+        original_errors=[finding_from_dict(f) for f in data["original_errors"]],
+        unhealthy={label: [finding_from_dict(f) for f in fs] for label, fs in data["unhealthy"].items()},
+        problems=dict(data["problems"]), seconds=float(data["seconds"]),
+    )
 
 
 def answer_from_json(text: str, folder: str) -> dict[str, Any]:
@@ -168,10 +177,14 @@ def answer_from_json(text: str, folder: str) -> dict[str, Any]:
 def run_portable(job: dict[str, Any], files: tuple[tuple[str, bytes], ...]) -> str:
     """Make one run of `job` on the files of a Bundle; return the answer as JSON text.
 
-    The answer is ``{"folder": the temporary copy, ...}`` plus, for a seed,
-    ``"report"`` and ``"summary"`` (see :func:`netdoctor.sweep.run_summary`), for a
-    case's script ``"report"`` (or ``"problem"``) and ``"seconds"``; or ``"error"``
-    when the run could not be made at all.
+    `job` is ``{"kind": "seed", "script": path in the bundle, "seed": s, "options":
+    {...}}`` (one run of a sweep) or ``{"kind": "case", "script": the case.toml's
+    path in the bundle, "options": {}, "limit": seconds}`` (a case study, judged
+    there as :func:`netdoctor.testing.run_case` judges it here). The answer is
+    ``{"folder": the temporary copy, ...}`` plus, for a seed, ``"report"`` (the JSON
+    report) and ``"summary"`` (:func:`netdoctor.sweep.run_summary`), for a case
+    ``"outcome"`` (:func:`outcome_to_dict`); or ``"error"`` when the run could not
+    be made at all.
     """
     tmp = Path(tempfile.mkdtemp(prefix="netdoctor-task-"))
     try:
@@ -184,8 +197,9 @@ def run_portable(job: dict[str, Any], files: tuple[tuple[str, bytes], ...]) -> s
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         (tmp / "job.pkl").write_bytes(pickle.dumps(job))
-        timeout = job["options"].get("timeout")
-        limit = None if timeout is None else float(timeout) * 1.1 + 5.0 + _MARGIN_SECONDS
+        limit = job.get("limit")
+        if limit is None and job["options"].get("timeout") is not None:
+            limit = run_limit(job["options"]["timeout"]) + TASK_MARGIN_SECONDS
         with open(tmp / "stderr.txt", "wb") as err:
             try:
                 subprocess.run([sys.executable, "-m", "netdoctor.portable", str(tmp)], cwd=work,
@@ -201,6 +215,11 @@ def run_portable(job: dict[str, Any], files: tuple[tuple[str, bytes], ...]) -> s
                            "error": "the task's process ended without an answer" + (f": {tail[0]}" if tail else "")})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_limit(timeout: float) -> float:
+    """When the script runner kills a run with this timeout at the latest (timeout + its grace)."""
+    return float(timeout) * 1.1 + 5.0
 
 
 def _env() -> dict[str, str]:
@@ -228,12 +247,11 @@ def _answer(job: dict[str, Any], script: Path) -> dict[str, Any]:
         report = diagnose(os.fspath(script), seed=job["seed"], **options)
         run = next(iter(report.runs))
         return {"report": report.to_dict(), "summary": run_summary(report, run)}
-    if job["kind"] == "case-script":
-        from .testing import diagnose_script
+    if job["kind"] == "case":
+        from .casefile import load_case
+        from .testing import run_case
 
-        done = diagnose_script(script, job["label"], **options)
-        return {"report": None if done.report is None else done.report.to_dict(),
-                "problem": done.problem, "seconds": done.seconds}
+        return {"outcome": outcome_to_dict(run_case(load_case(script), **options))}
     raise ValueError(f"unknown kind of task {job['kind']!r}")
 
 

@@ -306,3 +306,19 @@ def test_dask_is_imported_only_when_asked_for():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--scheduler" in result.stdout
+
+
+def test_a_case_too_big_to_send_is_reported_not_run(tmp_path, monkeypatch):
+    import netdoctor.portable
+    from test_cases_cmd import make_case
+
+    from netdoctor.casefile import load_case
+    from netdoctor.commands.cases import run_all
+
+    make_case(tmp_path, "c", ["ND101"], "x = 1\n", "x = 2\n", failures={"ND203": "not seen yet"})
+    monkeypatch.setattr(netdoctor.portable, "MAX_BUNDLE_BYTES", 10)
+    with futures.ThreadPoolExecutor(1) as pool:
+        (outcome,) = run_all([load_case(tmp_path / "c")], executor=pool, portable=True)
+    assert outcome.missed == ["ND101"] and outcome.known_missed == ["ND203"]
+    assert set(outcome.problems) == {"original", "fixed"} and "MiB" in outcome.problems["fixed"]
+    assert not outcome.passed

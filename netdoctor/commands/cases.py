@@ -108,8 +108,8 @@ def run_all(specs, jobs: int = 1, show_progress: bool = False, executor: futures
     """Run every case; outcomes in the order of `specs`.
 
     Without `executor`: `jobs` cases at a time in worker processes of our own. With
-    one (e.g. a cluster's ``client.get_executor()``), on it: a task per script that
-    carries its case's folder and answers in JSON (see :mod:`netdoctor.portable`),
+    one (e.g. a cluster's ``client.get_executor()``), on it: a task per case that
+    carries the case's folder and answers in JSON (see :mod:`netdoctor.portable`),
     unless the executor is one of the standard library's pools (``portable`` decides
     when given).
     """
@@ -139,55 +139,45 @@ def _run_on(specs, executor: futures.Executor, show_progress: bool) -> list[Case
 
 
 def _run_portable(specs, executor: futures.Executor, show_progress: bool) -> list[CaseOutcome]:
-    """A task per script, carrying its case's folder; each case judged here once its scripts are back."""
-    from ..portable import BundleError, answer_from_json, bundle_folder, report_from_dict, run_portable
-    from ..testing import ScriptRun, case_scripts, judge_case
+    """A task per case, carrying its folder; judged on the worker by the code that judges here."""
+    from ..portable import (BundleError, TASK_MARGIN_SECONDS, answer_from_json, bundle_folder, outcome_from_dict,
+                            run_limit, run_portable)
+    from ..testing import case_scripts
 
-    runs: list[dict[str, ScriptRun]] = [{} for _ in specs]
-    pending: dict[futures.Future, tuple[int, str, Path, str]] = {}
-    for i, spec in enumerate(specs):
-        scripts = case_scripts(spec)
-        try:
-            bundle = bundle_folder(spec.folder)
-        except BundleError as exc:
-            runs[i] = {label: ScriptRun(label, path, None, str(exc)) for label, path in scripts.items()}
-            continue
-        for label, path in scripts.items():
-            try:
-                relative = path.relative_to(bundle.folder).as_posix()
-            except ValueError:
-                runs[i][label] = ScriptRun(label, path, None, f"{path} is outside its case's folder "
-                                           f"{bundle.folder}, which is all a task carries to a worker")
-                continue
-            job = {"kind": "case-script", "script": relative, "label": label,
-                   "options": {"timeout": spec.timeout}}
-            pending[executor.submit(run_portable, job, bundle.files)] = (i, label, path, bundle.folder)
-
-    def rebuilt(future: futures.Future, label: str, path: Path, folder: str) -> ScriptRun:
-        try:
-            answer = answer_from_json(future.result(), folder)
-        except Exception as exc:  # noqa: BLE001 - a lost worker, a task that could not be sent
-            return ScriptRun(label, path, None, f"{type(exc).__name__}: {exc}")
-        if "error" in answer:
-            return ScriptRun(label, path, None, answer["error"])
-        report = None if answer["report"] is None else report_from_dict(answer["report"])
-        return ScriptRun(label, path, report, answer["problem"], answer["seconds"])
+    def refused(spec, problem: str) -> CaseOutcome:
+        labels = case_scripts(spec)
+        return CaseOutcome(spec, missed=[c for c in spec.checked_codes if not spec.is_known_failure(c)],
+                           known_missed=[c for c in spec.checked_codes if spec.is_known_failure(c)],
+                           problems={label: f"could not diagnose: {problem}" for label in labels})
 
     outcomes: dict[int, CaseOutcome] = {}
+    pending: dict[futures.Future, tuple[int, str]] = {}
+    for i, spec in enumerate(specs):
+        try:
+            bundle = bundle_folder(spec.folder)
+            outside = [p for p in case_scripts(spec).values() if Path(bundle.folder) not in p.parents]
+            if outside:
+                raise BundleError(f"{outside[0]} is outside its case's folder {bundle.folder}, "
+                                  "which is all a task carries to a worker")
+        except BundleError as exc:
+            outcomes[i] = refused(spec, str(exc))
+            continue
+        scripts = len(case_scripts(spec))
+        job = {"kind": "case", "script": spec.path.relative_to(bundle.folder).as_posix(), "options": {},
+               "limit": scripts * run_limit(spec.timeout) + TASK_MARGIN_SECONDS}
+        pending[executor.submit(run_portable, job, bundle.files)] = (i, bundle.folder)
+    for done, (i, outcome) in enumerate(sorted(outcomes.items()), 1):
+        _progress(done, len(specs), outcome, show_progress)
 
-    def judge_if_complete(i: int) -> None:
-        scripts = case_scripts(specs[i])
-        if i not in outcomes and set(runs[i]) == set(scripts):
-            # In the order of case_scripts, as a local run makes them.
-            outcomes[i] = judge_case(specs[i], {label: runs[i][label] for label in scripts})
-            _progress(len(outcomes), len(specs), outcomes[i], show_progress)
-
-    for i in range(len(specs)):
-        judge_if_complete(i)
     for future in futures.as_completed(pending):
-        i, label, path, folder = pending[future]
-        runs[i][label] = rebuilt(future, label, path, folder)
-        judge_if_complete(i)
+        i, folder = pending[future]
+        try:
+            answer = answer_from_json(future.result(), folder)
+            problem = answer.get("error")
+        except Exception as exc:  # noqa: BLE001 - a lost worker, a task that could not be sent
+            problem = f"{type(exc).__name__}: {exc}"
+        outcomes[i] = refused(specs[i], problem) if problem else outcome_from_dict(specs[i], answer["outcome"])
+        _progress(len(outcomes), len(specs), outcomes[i], show_progress)
     return [outcomes[i] for i in range(len(specs))]
 
 
