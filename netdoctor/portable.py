@@ -202,9 +202,9 @@ def run_portable(job: dict[str, Any], files: tuple[tuple[str, bytes], ...]) -> s
             limit = run_limit(job["options"]["timeout"]) + TASK_MARGIN_SECONDS
         with open(tmp / "stderr.txt", "wb") as err:
             try:
-                subprocess.run([sys.executable, "-m", "netdoctor.portable", str(tmp)], cwd=work,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                               timeout=limit, preexec_fn=_die_with_parent, env=_env())
+                subprocess.run([sys.executable, "-m", "netdoctor.portable", str(tmp), str(os.getpid())],
+                               cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                               timeout=limit, env=_env())
             except subprocess.TimeoutExpired:
                 return json.dumps({"folder": str(work), "error": f"the task did not end within {limit:g} s"})
         answer = tmp / "answer.json"
@@ -228,14 +228,20 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    """Linux: the task's process goes with the worker when the worker is killed."""
+def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the task's process
+    """Linux: the task's process goes with the worker when the worker is killed.
+
+    Asked for by the task's process itself (a pre-exec hook is unsafe in a worker
+    with threads); a worker that died before the request leaves it a new parent.
+    """
     try:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass
+        return
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _answer(job: dict[str, Any], script: Path) -> dict[str, Any]:
@@ -255,8 +261,9 @@ def _answer(job: dict[str, Any], script: Path) -> dict[str, Any]:
     raise ValueError(f"unknown kind of task {job['kind']!r}")
 
 
-def _main(tmp: str) -> None:
+def _main(tmp: str, parent: int) -> None:
     """The task's own process: one run in the working directory it was started in."""
+    _die_with_parent(parent)
     tmp_path = Path(tmp)
     job = pickle.loads((tmp_path / "job.pkl").read_bytes())
     script = Path.cwd() / job["script"]
@@ -274,4 +281,4 @@ def _main(tmp: str) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover - the task's process
-    _main(sys.argv[1])
+    _main(sys.argv[1], int(sys.argv[2]))

@@ -19,11 +19,16 @@ left out of the rate.
 **Seeding a script**: see :mod:`netdoctor.seeding`.
 
 **Where seeds run.** On any :class:`concurrent.futures.Executor` the caller
-passes (a process pool over the local cores by default; a cluster's executor takes
-large sweeps elsewhere). Each task must run in its own process, or one at a
-time: the seeding above patches process-wide state. Tasks are plain picklable
-data (a script path, or an MLP's constructor arguments and the data). A script's
-own output is discarded when it runs in a worker process.
+passes (a process pool over the local cores by default). Each task must run in
+its own process, or one at a time: the seeding above patches process-wide state.
+On the standard library's pools a task is plain picklable data (a script path,
+or an MLP's constructor arguments and the data) and its SeedRun comes back as
+is. On any other executor, such as a Dask cluster's ``client.get_executor()``
+(:mod:`netdoctor.distributed`), a script's task carries the script's folder, runs
+in a fresh copy of it in a process of its own, and answers in JSON
+(:mod:`netdoctor.portable`); the runs are judged by the same code either way, so
+the per-seed outcomes are the same. A script's own output is discarded when it
+runs in a worker process.
 """
 
 from __future__ import annotations

@@ -265,6 +265,18 @@ def test_an_unreachable_scheduler_for_cases(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and "127.0.0.1" in err
 
 
+def test_a_scheduler_without_workers_is_one_line_and_exit_2(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    empty = LoopbackCluster(tmp_path / "empty", workers=0)
+    try:
+        script = fragile_folder(tmp_path / "fragile")
+        status, out, err = cli(capsys, "diagnose", script, "--seeds", 2, "--scheduler", empty.address)
+    finally:
+        empty.stop()
+    assert status == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "no worker" in err
+
+
 def test_without_dask_the_cli_says_what_to_install(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
     script = fragile_folder(tmp_path / "fragile")
