@@ -101,8 +101,9 @@ class LoopbackCluster:
         return Client(self.address, timeout=START_TIMEOUT, set_as_default=False)
 
     def wait_for(self, n: int) -> None:
-        with self.client() as client:
-            client.wait_for_workers(n, timeout=START_TIMEOUT)
+        with self.client() as client:  # connecting waits for the scheduler
+            if n:
+                client.wait_for_workers(n, timeout=START_TIMEOUT)
 
     def stop(self) -> None:
         """Workers first, then the scheduler; whatever has not ended after 3 s is killed."""
