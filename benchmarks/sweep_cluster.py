@@ -55,7 +55,7 @@ def on_cluster(script: Path, runs: int, workers: int):
     from netdoctor.sweep import sweep
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         client.wait_for_workers(workers)
         return sweep(script, runs, executor=client.get_executor(pure=False))
 
@@ -65,7 +65,7 @@ def idle_cluster(workers: int) -> None:
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         client.wait_for_workers(workers)
 
 

@@ -78,9 +78,13 @@ class LoopbackCluster:
         self.scheduler = self._start("distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                                      "--port", str(port), "--no-dashboard", log="scheduler")
         self.workers: dict[str, subprocess.Popen] = {}
-        for i in range(workers):
-            self.add_worker(f"w{i}")
-        self.wait_for(workers)
+        try:
+            for i in range(workers):
+                self.add_worker(f"w{i}")
+            self.wait_for(workers)
+        except BaseException:  # a cluster that did not start leaves nothing running
+            self.stop()
+            raise
 
     def _start(self, module: str, *args: str, log: str) -> subprocess.Popen:
         with open(self.folder / f"{log}.log", "wb") as out:
