@@ -190,6 +190,7 @@ def run_portable(job: dict[str, Any], files: tuple[tuple[str, bytes], ...]) -> s
     try:
         work = tmp / "work"
         work.mkdir()
+        work = work.resolve()  # as the run will see it (a temporary folder may sit behind a link)
         for relative, data in files:
             target = work / relative
             if work not in target.resolve().parents:
