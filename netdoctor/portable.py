@@ -136,30 +136,43 @@ def finding_from_dict(data: dict[str, Any]):
 
 
 def outcome_to_dict(outcome) -> dict[str, Any]:
-    """A case's CaseOutcome as plain data, without its spec (the caller has it)."""
-    return {
-        "found": list(outcome.found),
-        "missed": list(outcome.missed),
-        "known_missed": list(outcome.known_missed),
-        "declared_but_found": list(outcome.declared_but_found),
-        "original_errors": [f.to_dict() for f in outcome.original_errors],
-        "unhealthy": {label: [f.to_dict() for f in fs] for label, fs in outcome.unhealthy.items()},
-        "problems": dict(outcome.problems),
-        "seconds": outcome.seconds,
-    }
+    """A case's CaseOutcome as plain data, every field but its spec (the caller has it).
+
+    Field by field, whatever fields the outcome has: findings become
+    ``{"finding": Finding.to_dict()}``, lists and dicts are walked, the rest is kept.
+    """
+    from dataclasses import fields
+
+    return {f.name: _plain(getattr(outcome, f.name)) for f in fields(outcome) if f.name != "spec"}
 
 
 def outcome_from_dict(spec, data: dict[str, Any]):
     """The CaseOutcome of `spec` (the caller's) from :func:`outcome_to_dict`'s data."""
     from .testing import CaseOutcome
 
-    return CaseOutcome(
-        spec, found=list(data["found"]), missed=list(data["missed"]), known_missed=list(data["known_missed"]),
-        declared_but_found=list(data["declared_but_found"]),
-        original_errors=[finding_from_dict(f) for f in data["original_errors"]],
-        unhealthy={label: [finding_from_dict(f) for f in fs] for label, fs in data["unhealthy"].items()},
-        problems=dict(data["problems"]), seconds=float(data["seconds"]),
-    )
+    return CaseOutcome(spec, **{name: _unplain(value) for name, value in data.items()})
+
+
+def _plain(value: Any) -> Any:
+    from .types import Finding
+
+    if isinstance(value, Finding):
+        return {"finding": value.to_dict()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _unplain(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"finding"}:
+            return finding_from_dict(value["finding"])
+        return {k: _unplain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unplain(v) for v in value]
+    return value
 
 
 def answer_from_json(text: str, folder: str) -> dict[str, Any]:

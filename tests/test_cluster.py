@@ -339,3 +339,20 @@ def test_a_case_too_big_to_send_is_reported_not_run(tmp_path, monkeypatch):
     assert outcome.missed == ["ND101"] and outcome.known_missed == ["ND203"]
     assert set(outcome.problems) == {"original", "fixed"} and "MiB" in outcome.problems["fixed"]
     assert not outcome.passed
+
+
+def test_a_case_outcome_survives_its_trip_as_json(tmp_path, finding_factory):
+    from test_cases_cmd import make_case
+
+    from netdoctor.casefile import load_case
+    from netdoctor.portable import outcome_from_dict, outcome_to_dict
+    from netdoctor.testing import CaseOutcome
+
+    make_case(tmp_path, "c", ["ND101"], "x = 1\n", "x = 2\n")
+    spec = load_case(tmp_path / "c")
+    outcome = CaseOutcome(spec, found=["ND101"], original_errors=[finding_factory("ND303", "activation-mismatch", "error")],
+                          unhealthy={"fixed": [finding_factory("ND402", "same-sign-init", "error", run="fixed")]},
+                          problems={"fixed": "crashed"}, seconds=1.5)
+    again = outcome_from_dict(spec, json.loads(json.dumps(outcome_to_dict(outcome))))
+    assert again.to_dict() == outcome.to_dict()
+    assert [f.code for f in again.unhealthy["fixed"]] == ["ND402"] and again.original_errors[0].is_error

@@ -7,11 +7,7 @@ Totals: recall on the expected codes and how many fixed versions are unhealthy.
 
 Exit status: 0 when every expected code is found (declared misses aside) and
 every fixed/extra script is healthy; 1 otherwise (or when a case.toml is
-invalid); 2 when DIR holds no case study, or the cluster named by ``--scheduler``
-cannot be used. The scripts' own output is discarded.
-
-``--scheduler tcp://HOST:PORT`` runs the scripts on a Dask cluster instead of
-local processes (:mod:`netdoctor.distributed`); the matrix is the same.
+invalid); 2 when DIR holds no case study. The scripts' own output is discarded.
 """
 
 from __future__ import annotations
@@ -142,13 +138,12 @@ def _run_portable(specs, executor: futures.Executor, show_progress: bool) -> lis
     """A task per case, carrying its folder; judged on the worker by the code that judges here."""
     from ..portable import (BundleError, TASK_MARGIN_SECONDS, answer_from_json, bundle_folder, outcome_from_dict,
                             run_limit, run_portable)
-    from ..testing import case_scripts
+    from ..testing import ScriptRun, case_scripts, judge_case
 
     def refused(spec, problem: str) -> CaseOutcome:
-        labels = case_scripts(spec)
-        return CaseOutcome(spec, missed=[c for c in spec.checked_codes if not spec.is_known_failure(c)],
-                           known_missed=[c for c in spec.checked_codes if spec.is_known_failure(c)],
-                           problems={label: f"could not diagnose: {problem}" for label in labels})
+        """Judged as a case whose scripts could not be diagnosed here is judged."""
+        return judge_case(spec, {label: ScriptRun(label, path, None, problem)
+                                 for label, path in case_scripts(spec).items()})
 
     outcomes: dict[int, CaseOutcome] = {}
     pending: dict[futures.Future, tuple[int, str]] = {}
@@ -279,6 +274,9 @@ def render_json(root: Path, outcomes: list[CaseOutcome], invalid: list[CaseFileE
 
 
 def run(args) -> int:
+    """The command. ``--scheduler tcp://HOST:PORT`` runs the cases on a Dask cluster
+    (:mod:`netdoctor.distributed`), with the same matrix; a cluster that cannot be
+    used is one line and exit status 2."""
     root = Path(args.dir)
     if not root.exists():
         print(f"netdoctor: {root}: no such folder", file=sys.stderr)
