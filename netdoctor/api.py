@@ -71,7 +71,9 @@ def diagnose(
     (e.g. ``stride=``, ``timeout=``, ``max_steps=``).
 
     ``seeds=N`` runs a script or MLP N times with different random seeds and
-    returns a :class:`netdoctor.sweep.SweepResult` (the convergence rate) instead.
+    returns a :class:`netdoctor.sweep.SweepResult` (the convergence rate) instead;
+    ``executor=`` then says where the runs are made (e.g. a Dask cluster's
+    ``client.get_executor()``; see :func:`netdoctor.sweep.sweep`).
     """
     if seeds is not None:
         if compare is not None:

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop a run as soon as a finding of this severity is certain")
     p.add_argument("--seeds", type=int, default=None, metavar="N",
                    help="run N times with different random seeds and report the convergence rate")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run the --seeds sweep on a Dask cluster, e.g. tcp://HOST:8786 "
+                   "(needs netdoctor[dask])")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     roles = p.add_argument_group(
         "naming roles", "when netdoctor cannot tell the network's arrays apart, name them as your code does "
@@ -103,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", nargs="?", default="case_studies", help="folder of case studies")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("-j", "--jobs", type=int, default=None, help="cases run in parallel (default: CPUs)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run the scripts on a Dask cluster, e.g. tcp://HOST:8786 (needs netdoctor[dask])")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(handler="netdoctor.commands.cases:run")
     return parser

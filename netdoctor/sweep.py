@@ -19,11 +19,16 @@ left out of the rate.
 **Seeding a script**: see :mod:`netdoctor.seeding`.
 
 **Where seeds run.** On any :class:`concurrent.futures.Executor` the caller
-passes (a process pool over the local cores by default; a cluster's executor takes
-large sweeps elsewhere). Each task must run in its own process, or one at a
-time: the seeding above patches process-wide state. Tasks are plain picklable
-data (a script path, or an MLP's constructor arguments and the data). A script's
-own output is discarded when it runs in a worker process.
+passes (a process pool over the local cores by default). Each task must run in
+its own process, or one at a time: the seeding above patches process-wide state.
+On the standard library's pools a task is plain picklable data (a script path,
+or an MLP's constructor arguments and the data) and its SeedRun comes back as
+is. On any other executor, such as a Dask cluster's ``client.get_executor()``
+(:mod:`netdoctor.distributed`), a script's task carries the script's folder, runs
+in a fresh copy of it in a process of its own, and answers in JSON
+(:mod:`netdoctor.portable`); the runs are judged by the same code either way, so
+the per-seed outcomes are the same. A script's own output is discarded when it
+runs in a worker process.
 """
 
 from __future__ import annotations
@@ -225,12 +230,19 @@ def _first_last(values: np.ndarray) -> tuple[float, float] | None:
 def judge_run(report, run: str, index: int, seed: int,
               loss_ratio: float = DEFAULT_LOSS_RATIO) -> SeedRun:
     """Whether one run of a sweep converged (see the module doc for the definition)."""
+    return judge_summary(run_summary(report, run), index, seed, loss_ratio)
+
+
+def run_summary(report, run: str) -> dict[str, Any]:
+    """What convergence is judged on, as plain JSON data (non-finite losses as strings).
+
+    A run made on another machine sends this back; judging it there and here is
+    then one and the same code (:func:`judge_summary`).
+    """
+    from .portable import encode_float
+
     trace = report.runs[run]
     findings = report.findings_for(run)
-    error_codes = tuple(sorted({f.code for f in findings if f.is_error}))
-    codes = tuple(sorted({f.code for f in findings}))
-    status = trace.info.status
-
     loss_kind, ends = None, None
     for quantity in ("probe_loss", "loss"):
         _, values = trace.series(quantity)
@@ -239,8 +251,26 @@ def judge_run(report, run: str, index: int, seed: int,
             loss_kind = quantity
             break
     start, end = ends if ends is not None else (None, None)
+    return {
+        "status": trace.info.status,
+        "error_codes": sorted({f.code for f in findings if f.is_error}),
+        "codes": sorted({f.code for f in findings}),
+        "loss_kind": loss_kind,
+        "loss_start": encode_float(start),
+        "loss_end": encode_float(end),
+    }
+
+
+def judge_summary(summary: dict[str, Any], index: int, seed: int,
+                  loss_ratio: float = DEFAULT_LOSS_RATIO) -> SeedRun:
+    """Judge a run from its :func:`run_summary`."""
+    from .portable import decode_float
+
+    status = summary["status"]
+    error_codes = tuple(summary["error_codes"])
+    start, end = decode_float(summary["loss_start"]), decode_float(summary["loss_end"])
     base = dict(index=index, seed=seed, status=status, loss_start=start, loss_end=end,
-                loss_kind=loss_kind, error_codes=error_codes, codes=codes)
+                loss_kind=summary["loss_kind"], error_codes=error_codes, codes=tuple(summary["codes"]))
 
     if status not in FINISHED:
         return SeedRun(converged=False, note=f"the run {status}", **base)
@@ -362,13 +392,20 @@ def _tasks(target: Any, n: int, base_seed: int, loss_ratio: float, X: Any, y: An
 
 def sweep(target: Any, n: int, *, executor: futures.Executor | None = None, base_seed: int = 0,
           loss_ratio: float = DEFAULT_LOSS_RATIO, X: Any = None, y: Any = None,
-          epochs: int | None = None, **diagnose_options: Any) -> SweepResult:
+          epochs: int | None = None, progress: bool = False, portable: bool | None = None,
+          **diagnose_options: Any) -> SweepResult:
     """Run `target` `n` times with seeds ``base_seed .. base_seed + n - 1``; count convergence.
 
     `target` is a script path or a reference :class:`netdoctor.MLP` (with ``X``,
     ``y``, ``epochs``). Seeds run on `executor` (a process pool over the local
     cores when None; yours is not shut down). Other keywords go to
     :func:`netdoctor.diagnose` (``timeout=``, ``max_steps=``, ``thresholds=``, ...).
+
+    ``progress=True`` shows a progress bar over the runs on stderr. ``portable``:
+    whether each task carries the script's folder and answers in plain JSON (see
+    :mod:`netdoctor.portable`); by default it does on any executor other than
+    the standard library's process and thread pools, which share our filesystem,
+    e.g. a cluster's ``client.get_executor()``.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"a sweep needs a positive number of seeds, not {n!r}")
@@ -377,19 +414,15 @@ def sweep(target: Any, n: int, *, executor: futures.Executor | None = None, base
     options = dict(diagnose_options)
     options.setdefault("quiet", True)
     label, tasks = _tasks(target, n, int(base_seed), float(loss_ratio), X, y, epochs, options)
+    if portable is None:
+        portable = not isinstance(executor, (futures.ProcessPoolExecutor, futures.ThreadPoolExecutor, type(None)))
+    submit_all = _portable_submitter(tasks) if portable else _local_submitter(tasks)
 
     own = executor is None
     if own:
         executor = futures.ProcessPoolExecutor(max_workers=max(1, min(n, os.cpu_count() or 1)))
     try:
-        pending = [executor.submit(_run_seed, task) for task in tasks]
-        runs = []
-        for task, future in zip(tasks, pending):
-            try:
-                runs.append(future.result())
-            except Exception as exc:  # noqa: BLE001 - e.g. a task that could not be pickled
-                runs.append(SeedRun(index=task.index, seed=task.seed, status="failed",
-                                    converged=None, note=f"{type(exc).__name__}: {exc}"))
+        runs = _collect(tasks, submit_all(executor), label, progress)
     finally:
         if own:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -398,3 +431,83 @@ def sweep(target: Any, n: int, *, executor: futures.Executor | None = None, base
     if failed:
         notes.append(f"{len(failed)} run(s) could not be made; first problem: {failed[0].note}")
     return SweepResult(label, runs, base_seed=int(base_seed), loss_ratio=float(loss_ratio), notes=notes)
+
+
+# A submitter sends every task to an executor and returns, per task, its future and
+# the function that turns the future's value into the task's SeedRun.
+_Submitted = list[tuple[futures.Future, Callable[[Any], SeedRun]]]
+
+
+def _local_submitter(tasks: list[_SeedTask]) -> Callable[[futures.Executor], _Submitted]:
+    def submit_all(executor: futures.Executor) -> _Submitted:
+        return [(executor.submit(_run_seed, task), lambda run: run) for task in tasks]
+    return submit_all
+
+
+def _portable_submitter(tasks: list[_SeedTask]) -> Callable[[futures.Executor], _Submitted]:
+    """Tasks that carry the script's folder (or the MLP and its data) and answer in JSON."""
+    from .portable import answer_from_json, bundle_folder, run_portable
+
+    if tasks[0].script is None:  # a reference MLP: its task is data already; only the answer changes
+        def submit_mlp(executor: futures.Executor) -> _Submitted:
+            return [(executor.submit(_run_seed_json, task), _seed_run_from_json) for task in tasks]
+        return submit_mlp
+
+    script = Path(tasks[0].script)
+    bundle = bundle_folder(script.parent)  # refused here, before anything is sent, when too big
+    relative = script.relative_to(bundle.folder).as_posix()
+
+    def judge(task: _SeedTask) -> Callable[[str], SeedRun]:
+        def judged(text: str) -> SeedRun:
+            answer = answer_from_json(text, bundle.folder)
+            if "error" in answer:
+                return SeedRun(index=task.index, seed=task.seed, status="failed", converged=None,
+                               note=answer["error"])
+            return judge_summary(answer["summary"], task.index, task.seed, task.loss_ratio)
+        return judged
+
+    def submit_all(executor: futures.Executor) -> _Submitted:
+        submitted = []
+        for task in tasks:
+            job = {"kind": "seed", "script": relative, "seed": task.seed, "options": task.options}
+            submitted.append((executor.submit(run_portable, job, bundle.files), judge(task)))
+        return submitted
+    return submit_all
+
+
+def _collect(tasks: list[_SeedTask], submitted: _Submitted, label: str, progress: bool) -> list[SeedRun]:
+    """Every task's SeedRun in seed order, as they finish; a task that failed is a failed run."""
+    from tqdm.auto import tqdm
+
+    index_of = {future: i for i, (future, _) in enumerate(submitted)}
+    runs: dict[int, SeedRun] = {}
+    with tqdm(total=len(tasks), desc=f"sweep {label}", unit="run", disable=not progress,
+              file=sys.stderr, leave=False) as bar:
+        for future in futures.as_completed(index_of):
+            i = index_of[future]
+            task, (_, to_run) = tasks[i], submitted[i]
+            try:
+                runs[i] = to_run(future.result())
+            except Exception as exc:  # noqa: BLE001 - e.g. a task that could not be pickled, a lost worker
+                runs[i] = SeedRun(index=task.index, seed=task.seed, status="failed", converged=None,
+                                  note=f"{type(exc).__name__}: {exc}")
+            bar.update(1)
+    return [runs[i] for i in range(len(tasks))]
+
+
+def _run_seed_json(task: _SeedTask) -> str:
+    """:func:`_run_seed`, answered as JSON text (plain data for any executor)."""
+    from .portable import encode_float
+
+    data = asdict(_run_seed(task))
+    data["loss_start"], data["loss_end"] = encode_float(data["loss_start"]), encode_float(data["loss_end"])
+    return json.dumps(data, allow_nan=False)
+
+
+def _seed_run_from_json(text: str) -> SeedRun:
+    from .portable import decode_float
+
+    data = json.loads(text)
+    data["loss_start"], data["loss_end"] = decode_float(data["loss_start"]), decode_float(data["loss_end"])
+    data["error_codes"], data["codes"] = tuple(data["error_codes"]), tuple(data["codes"])
+    return SeedRun(**data)

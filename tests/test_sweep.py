@@ -322,3 +322,34 @@ def test_diagnose_with_seeds_returns_a_sweep():
     assert [run.seed for run in result.runs] == [0, 1]
     with pytest.raises(TypeError, match="sweeps one target"):
         netdoctor.diagnose(model, XOR_X, XOR_Y, epochs=50, seeds=2, compare=model)
+
+
+def test_progress_over_the_runs(monkeypatch, report_factory, script, capsys):
+    import netdoctor.api
+
+    monkeypatch.setattr(netdoctor.api, "diagnose",
+                        lambda target, *, seed=None, **options: report_factory([], losses={"original": [1.0, 0.01]}))
+    with futures.ThreadPoolExecutor(max_workers=1) as pool:
+        sweep(script, 3, executor=pool, progress=True)
+        err = capsys.readouterr().err
+        assert "sweep train.py:" in err and "/3 [" in err  # a bar over the 3 runs
+        sweep(script, 3, executor=pool)
+        assert capsys.readouterr().err == ""
+
+
+def test_portable_tasks_on_a_local_pool_give_the_same_runs(tmp_path):
+    """A task that carries its folder and answers in JSON is judged as a local one."""
+    pytest.importorskip("netdoctor.observe.script")
+    observer = tmp_path / "loss_observer.py"
+    observer.write_text(textwrap.dedent(LOSS_OBSERVER))
+    folder = tmp_path / "job"
+    folder.mkdir()
+    script = folder / "lucky.py"
+    script.write_text(textwrap.dedent(LUCKY_SCRIPT))
+    options = dict(observer=f"{observer}:Observer", select=["ND601"])
+    with futures.ThreadPoolExecutor(2) as pool:
+        local = sweep(script, 4, executor=pool, **options)
+        portable = sweep(script, 4, executor=pool, portable=True, **options)
+    assert portable.runs == local.runs
+    # The local runs drew in our folder; the portable ones in copies of it.
+    assert len((folder / "lucky.py.draws").read_text().split()) == 4

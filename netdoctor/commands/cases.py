@@ -106,21 +106,81 @@ def run_case_silently(spec) -> CaseOutcome:
         return run_case(spec)
 
 
-def run_all(specs, jobs: int, show_progress: bool = False) -> list[CaseOutcome]:
-    """Run every case, `jobs` at a time in worker processes; outcomes in the order of `specs`."""
+def run_all(specs, jobs: int = 1, show_progress: bool = False, executor: futures.Executor | None = None,
+            portable: bool | None = None) -> list[CaseOutcome]:
+    """Run every case; outcomes in the order of `specs`.
+
+    Without `executor`: `jobs` cases at a time in worker processes of our own. With
+    one (e.g. a cluster's ``client.get_executor()``), on it: a task per case that
+    carries the case's folder and answers in JSON (see :mod:`netdoctor.portable`),
+    unless the executor is one of the standard library's pools (``portable`` decides
+    when given).
+    """
+    if executor is not None:
+        if portable is None:
+            portable = not isinstance(executor, (futures.ProcessPoolExecutor, futures.ThreadPoolExecutor))
+        if portable:
+            return _run_portable(specs, executor, show_progress)
+        return _run_on(specs, executor, show_progress)
     if jobs <= 1 or len(specs) <= 1:
         outcomes = []
         for done, spec in enumerate(specs, 1):
             outcomes.append(run_case_silently(spec))
             _progress(done, len(specs), outcomes[-1], show_progress)
         return outcomes
-    results: dict[int, CaseOutcome] = {}
     with futures.ProcessPoolExecutor(max_workers=min(jobs, len(specs))) as pool:
-        pending = {pool.submit(run_case_silently, spec): i for i, spec in enumerate(specs)}
-        for done, future in enumerate(futures.as_completed(pending), 1):
-            results[pending[future]] = future.result()
-            _progress(done, len(specs), results[pending[future]], show_progress)
+        return _run_on(specs, pool, show_progress)
+
+
+def _run_on(specs, executor: futures.Executor, show_progress: bool) -> list[CaseOutcome]:
+    results: dict[int, CaseOutcome] = {}
+    pending = {executor.submit(run_case_silently, spec): i for i, spec in enumerate(specs)}
+    for done, future in enumerate(futures.as_completed(pending), 1):
+        results[pending[future]] = future.result()
+        _progress(done, len(specs), results[pending[future]], show_progress)
     return [results[i] for i in range(len(specs))]
+
+
+def _run_portable(specs, executor: futures.Executor, show_progress: bool) -> list[CaseOutcome]:
+    """A task per case, carrying its folder; judged on the worker by the code that judges here."""
+    from ..portable import (BundleError, TASK_MARGIN_SECONDS, answer_from_json, bundle_folder, outcome_from_dict,
+                            run_limit, run_portable)
+    from ..testing import ScriptRun, case_scripts, judge_case
+
+    def refused(spec, problem: str) -> CaseOutcome:
+        """Judged as a case whose scripts could not be diagnosed here is judged."""
+        return judge_case(spec, {label: ScriptRun(label, path, None, problem)
+                                 for label, path in case_scripts(spec).items()})
+
+    outcomes: dict[int, CaseOutcome] = {}
+    pending: dict[futures.Future, tuple[int, str]] = {}
+    for i, spec in enumerate(specs):
+        try:
+            bundle = bundle_folder(spec.folder)
+            outside = [p for p in case_scripts(spec).values() if Path(bundle.folder) not in p.parents]
+            if outside:
+                raise BundleError(f"{outside[0]} is outside its case's folder {bundle.folder}, "
+                                  "which is all a task carries to a worker")
+        except BundleError as exc:
+            outcomes[i] = refused(spec, str(exc))
+            continue
+        scripts = len(case_scripts(spec))
+        job = {"kind": "case", "script": spec.path.relative_to(bundle.folder).as_posix(), "options": {},
+               "limit": scripts * run_limit(spec.timeout) + TASK_MARGIN_SECONDS}
+        pending[executor.submit(run_portable, job, bundle.files)] = (i, bundle.folder)
+    for done, (i, outcome) in enumerate(sorted(outcomes.items()), 1):
+        _progress(done, len(specs), outcome, show_progress)
+
+    for future in futures.as_completed(pending):
+        i, folder = pending[future]
+        try:
+            answer = answer_from_json(future.result(), folder)
+            problem = answer.get("error")
+        except Exception as exc:  # noqa: BLE001 - a lost worker, a task that could not be sent
+            problem = f"{type(exc).__name__}: {exc}"
+        outcomes[i] = refused(specs[i], problem) if problem else outcome_from_dict(specs[i], answer["outcome"])
+        _progress(len(outcomes), len(specs), outcomes[i], show_progress)
+    return [outcomes[i] for i in range(len(specs))]
 
 
 # ------------------------------------------------------------------------------------
@@ -235,6 +295,9 @@ def render_json(root: Path, outcomes: list[CaseOutcome], invalid: list[CaseFileE
 
 
 def run(args) -> int:
+    """The command. ``--scheduler tcp://HOST:PORT`` runs the cases on a Dask cluster
+    (:mod:`netdoctor.distributed`), with the same matrix; a cluster that cannot be
+    used is one line and exit status 2."""
     root = Path(args.dir)
     if not root.exists():
         print(f"netdoctor: {root}: no such folder", file=sys.stderr)
@@ -251,7 +314,17 @@ def run(args) -> int:
             invalid.append(exc)
     jobs = args.jobs if args.jobs and args.jobs > 0 else (os.cpu_count() or 1)
     show = not args.quiet and sys.stderr.isatty()
-    outcomes = run_all(specs, jobs, show_progress=show)
+    if args.scheduler:
+        from ..distributed import ClusterError, cluster_executor
+
+        try:
+            with cluster_executor(args.scheduler) as executor:
+                outcomes = run_all(specs, show_progress=show, executor=executor)
+        except ClusterError as exc:
+            print(f"netdoctor: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        outcomes = run_all(specs, jobs, show_progress=show)
     undeclared = folders_without_case(root)
     render = render_json if args.format == "json" else render_text
     sys.stdout.write(render(root, outcomes, invalid, undeclared) + "\n")

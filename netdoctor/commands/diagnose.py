@@ -127,6 +127,8 @@ def _run_options(args, fmt: str | None) -> dict:
         raise UsageError("--max-steps must be at least 1")
     if args.seeds is not None and args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
+    if getattr(args, "scheduler", None) and args.seeds is None:
+        raise UsageError("--scheduler runs the runs of a seed sweep on a cluster; give --seeds N too")
     return {
         "args": list(args.script_args or ()),
         "timeout": args.timeout,
@@ -167,13 +169,21 @@ def _run_sweeps(args, scripts, fmt, select, options) -> int:
         print("netdoctor: --seeds is not available in this installation (netdoctor.sweep is missing)",
               file=sys.stderr)
         return EXIT_USAGE
-    sweep_options = dict(options, select=select, quiet=True)  # parallel bars would garble
-    results = {}
-    for name, path in scripts:
+    # Each run's own bar would garble; one bar over the sweep's runs instead.
+    sweep_options = dict(options, select=select, quiet=True,
+                         progress=not args.quiet and sys.stderr.isatty())
+    if getattr(args, "scheduler", None):
+        from ..distributed import ClusterError, cluster_executor
+
         try:
-            results[name] = sweep(path, args.seeds, **sweep_options)
-        except (ScriptError, ValueError) as exc:
+            with cluster_executor(args.scheduler) as executor:
+                results = _sweep_all(sweep, scripts, args.seeds, dict(sweep_options, executor=executor))
+        except ClusterError as exc:
             return _usage(exc)
+    else:
+        results = _sweep_all(sweep, scripts, args.seeds, sweep_options)
+    if isinstance(results, Exception):
+        return _usage(results)
     fmt = fmt or (SAVE_FORMATS.get(Path(args.output).suffix.lower()) if args.output else None) or "text"
     if fmt == "json":
         payload = {name: result.to_dict() for name, result in results.items()}
@@ -196,3 +206,14 @@ def _run_sweeps(args, scripts, fmt, select, options) -> int:
         return EXIT_USAGE
     # A sweep in which no run converged points at a bug: that is a finding.
     return EXIT_FINDINGS if results["original"].all_failed else EXIT_OK
+
+
+def _sweep_all(sweep, scripts, seeds: int, sweep_options: dict):
+    """name -> SweepResult for each script, or the (one-line) problem that stopped them."""
+    results = {}
+    for name, path in scripts:
+        try:
+            results[name] = sweep(path, seeds, **sweep_options)
+        except (ScriptError, ValueError) as exc:  # incl. a folder too big to send to a worker
+            return exc
+    return results
