@@ -69,7 +69,9 @@ class Observer:
         with self._lock:
             self._steps += 1
             if self._loss is not None and self.recorder.wants(self._steps):
-                self.recorder.record(self._steps, {(MODEL, "loss"): self._loss})
+                # A stand-in for an observer that sees the whole run: loss, outputs, updates.
+                self.recorder.record(self._steps, {(MODEL, "loss"): self._loss, (MODEL, "out_mean"): 0.5,
+                                                   ("layer1", "update_ratio"): 1e-3})
         now = time.monotonic()
         if self.stop_on is not None and self._steps >= STOP_ON_STEP:
             finding = Finding("ND999", "stub-finding", Severity.ERROR, self.name, "the stub is certain")
