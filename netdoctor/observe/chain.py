@@ -55,8 +55,8 @@ def relative_tolerance(*arrays: np.ndarray) -> float:
 def product(op: str, W: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     """W applied to x as `op` says, in float64; None when the shapes do not fit."""
     if op == "sx":
-        # (x a single number too would be w * x = z for any three numbers that happen to fit:
-        # one sample at a time of a one-weight model is not inferred from values alone.)
+        # (One sample of one input at a time, x a single number, is not taken: three numbers
+        # that happen to fit prove nothing, and one such forward pass shows no batch to probe.)
         if W.size != 1 or W.ndim > 1 or x.ndim != 1:
             return None
         return float(W.reshape(-1)[0]) * x.astype(np.float64)
@@ -260,7 +260,7 @@ class ChainSpec:
         parts = [self.input.name]
         for layer in self.layers:
             f = layer.function or (layer.function_code.co_name if layer.function_code else "?")
-            parts.append(f"{f}({OPS[layer.op][0].replace('W', layer.W.name)}"
+            parts.append(f"{f}({OPS[layer.op][0].replace('W', layer.W.name).replace('w ', layer.W.name + ' ').replace('@ w', '@ ' + layer.W.name)}"
                          f"{' + ' + layer.b.name if layer.b else ''})")
         return " -> ".join(parts)
 
@@ -282,6 +282,11 @@ _SETTINGS = {"lr", "eta", "alpha", "learning_rate", "learningrate", "rate", "lam
 def _looks_like_setting(name: str) -> bool:
     leaf = name.lower().rsplit(".", 1)[-1].split("[")[-1].strip("'\"]")
     return leaf in _SETTINGS or "learning" in leaf or leaf.endswith("_rate")
+
+
+def _looks_like_bias(name: str) -> bool:
+    leaf = name.lower().rsplit(".", 1)[-1].split("[")[-1].strip("'\"]")
+    return leaf in ("b", "c", "bias", "intercept", "b0", "w0", "theta0") or leaf.startswith("bias")
 
 
 def _looks_like_weight(name: str) -> bool:
@@ -557,16 +562,21 @@ class ChainSearch:
             for k, (W, op, x, p) in enumerate(group):
                 if not significant[k]:
                     continue
+                single_number = x.array.ndim == 0
+                if single_number and not _looks_like_weight(W.name):
+                    # z = w * x + b for one sample of one input: any three numbers that happen
+                    # to fit would do, so values alone prove nothing; the names must say it.
+                    continue
                 bias = None
                 if not no_bias[k]:
                     if hit[k] < 0:
                         continue
                     bias = candidates[hit[k]]
-                    if bias is W or bias is x:
+                    if bias is W or bias is x or (single_number and not _looks_like_bias(bias.name)):
                         continue
                 elif zeros:
                     # z = x W exactly: either no bias, or a bias still at its initial zeros.
-                    bias = _zero_bias(W, zeros)
+                    bias = _zero_bias(W, [B for B in zeros if not single_number or _looks_like_bias(B.name)])
                 members = {id(m.array): self.fps[id(m.array)] for m in (W, x, N, bias, produced) if m is not None}
                 if produced is None:
                     links.append(_Link(W, op, x, bias, N, members=members))
