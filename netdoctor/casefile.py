@@ -37,6 +37,11 @@ A healthy-only case has none of ``original``, ``fixed``, ``expect``,
 netdoctor saw training steps -- finished normally, and without an error-severity
 finding: a script nothing could be seen of is not called healthy.
 
+``[known_unseen]`` (either kind of case) declares, as data, that netdoctor cannot yet
+observe a healthy-side script in full: ``"fixed.py" = "reason"``. Such a script must
+still have no error finding; that it is not (fully) observed is an expected failure,
+and a strict one: once netdoctor sees it, the declaration must go.
+
 ``expected_failures`` declares, as data, that netdoctor currently misses a code
 on this original (the case study is right, the detector is not there yet). Such
 a code is still checked, but a miss is an expected failure (pytest xfail), not a
@@ -64,7 +69,7 @@ _CODE = re.compile(r"^ND[1-9]\d\d$")
 _REQUIRED = ("title",)
 _BUGGY = ("original", "fixed", "expect", "expect_any", "extra_healthy", "expected_failures")
 _HEALTHY_ONLY = ("healthy",)
-_OPTIONAL = ("symptom", "style", "timeout")
+_OPTIONAL = ("symptom", "style", "timeout", "known_unseen")
 _KNOWN = _REQUIRED + _BUGGY + _HEALTHY_ONLY + _OPTIONAL
 
 
@@ -94,6 +99,7 @@ class CaseSpec:
     expected_failures: dict[str, str] = field(default_factory=dict)
     expect_any: tuple[str, ...] = ()   # at least one of these must be flagged on the original
     healthy: tuple[Path, ...] = ()     # a healthy-only case's scripts
+    known_unseen: dict[str, str] = field(default_factory=dict)   # healthy-side file name -> why not seen yet
 
     @property
     def folder(self) -> Path:
@@ -211,9 +217,22 @@ def _validate(path: Path, data: dict[str, Any]) -> CaseSpec:
     common = dict(name=path.parent.name, path=path, title=data["title"].strip(),
                   symptom=data.get("symptom", ""), style=data.get("style", ""),
                   timeout=float(timeout))
-    if "healthy" in data:
-        return _healthy_only_case(fields, common)
-    return _buggy_case(fields, common)
+    spec = _healthy_only_case(fields, common) if "healthy" in data else _buggy_case(fields, common)
+    unseen = data.get("known_unseen", {})
+    if not isinstance(unseen, dict):
+        fail("`known_unseen` must be a table: [known_unseen] then \"script.py\" = \"reason\"")
+    names = {path.name for path in spec.healthy_scripts.values()}
+    for script, reason in unseen.items():
+        if script not in names:
+            fail(f"`known_unseen` names {script!r}, which is not one of the case's healthy-side scripts "
+                 f"({', '.join(sorted(names))})")
+        if not isinstance(reason, str) or not reason.strip():
+            fail(f"`known_unseen.{script}` needs a reason (a non-empty string)")
+    if unseen:
+        import dataclasses
+
+        spec = dataclasses.replace(spec, known_unseen=dict(unseen))
+    return spec
 
 
 def _healthy_only_case(fields: _Fields, common: dict[str, Any]) -> CaseSpec:

@@ -355,6 +355,7 @@ class CaseOutcome:
     original_errors: list[Finding] = field(default_factory=list)  # error findings not among the checked codes
     unhealthy: dict[str, list[Finding]] = field(default_factory=dict)  # healthy label -> its error findings
     unobserved: list[str] = field(default_factory=list)      # healthy labels in which nothing was observed
+    known_unseen: list[str] = field(default_factory=list)    # ... of them, declared in [known_unseen]
     problems: dict[str, str] = field(default_factory=dict)   # label -> could not run / crashed / timed out
     seconds: float = 0.0
 
@@ -371,7 +372,8 @@ class CaseOutcome:
     def failed_healthy(self) -> list[str]:
         """Healthy-side scripts that are not healthy: an error finding, not observed, or no normal finish."""
         return [label for label in self.healthy_labels
-                if self.unhealthy.get(label) or label in self.unobserved or label in self.problems]
+                if self.unhealthy.get(label) or label in self.problems
+                or (label in self.unobserved and label not in self.known_unseen)]
 
     @property
     def passed(self) -> bool:
@@ -395,6 +397,7 @@ class CaseOutcome:
             "unexpected_errors_original": [_brief(f) for f in self.original_errors],
             "errors_healthy": {label: [_brief(f) for f in fs] for label, fs in self.unhealthy.items() if fs},
             "unobserved": list(self.unobserved),
+            "known_unseen": list(self.known_unseen),
             "problems": dict(self.problems),
             "passed": self.passed,
             "seconds": round(self.seconds, 2),
@@ -424,6 +427,8 @@ def judge_case(spec: CaseSpec, runs: Mapping[str, ScriptRun]) -> CaseOutcome:
             outcome.unhealthy[label] = [f for f in run.report.findings_for(label) if f.is_error]
             if label not in outcome.problems and observation_problem(run.report, label):
                 outcome.unobserved.append(label)
+                if spec.healthy_scripts[label].name in spec.known_unseen:
+                    outcome.known_unseen.append(label)
     return outcome
 
 

@@ -188,3 +188,19 @@ def test_without_expect_a_buggy_case_needs_expect_any(tmp_path):
     path = write_case(tmp_path / "c", 'title = "t"\noriginal = "original.py"\nfixed = "fixed.py"\n')
     with pytest.raises(CaseFileError, match=r"missing required key\(s\): expect"):
         load_case(path)
+
+
+def test_known_unseen_names_a_healthy_side_script_with_a_reason(tmp_path):
+    from netdoctor.casefile import CaseFileError, load_case
+
+    folder = tmp_path / "case"
+    folder.mkdir()
+    for name in ("original.py", "fixed.py"):
+        (folder / name).write_text("pass\n")
+    base = 'title = "t"\noriginal = "original.py"\nfixed = "fixed.py"\nexpect = ["ND101"]\n'
+    (folder / "case.toml").write_text(base + '[known_unseen]\n"fixed.py" = "one number at a time"\n')
+    assert load_case(folder).known_unseen == {"fixed.py": "one number at a time"}
+    for table, problem in (('"other.py" = "x"', "not one of the case"), ('"fixed.py" = ""', "needs a reason")):
+        (folder / "case.toml").write_text(base + "[known_unseen]\n" + table + "\n")
+        with pytest.raises(CaseFileError, match=problem):
+            load_case(folder)
