@@ -175,6 +175,9 @@ class LayerSpec:
     function_code: CodeType | None = None  # user function seen computing a = f(z)
     w_shape: tuple = ()
     b_shape: tuple | None = None
+    # The bias is the weight's last input row: the code extends the layer's input with a
+    # constant 1 (``np.append(x, 1)``, ``np.hstack([A, ones])``) before the product.
+    bias_row: bool = False
 
     @property
     def samples(self) -> str:
@@ -187,9 +190,9 @@ class LayerSpec:
     @property
     def fan_in(self) -> int:
         if self.op in VEC_OPS:
-            return int(np.prod(self.w_shape)) if self.w_shape else 1
+            return int(np.prod(self.w_shape)) - self.bias_row if self.w_shape else 1
         r, c = self.w_shape
-        return r if self.weight_form == "in_out" else c
+        return (r if self.weight_form == "in_out" else c) - self.bias_row
 
     @property
     def fan_out(self) -> int:
@@ -198,14 +201,26 @@ class LayerSpec:
         r, c = self.w_shape
         return c if self.weight_form == "in_out" else r
 
-    def to_io(self, W: np.ndarray) -> np.ndarray:
-        """A weight-shaped array of the user's in (in, out) form (fan_in x fan_out)."""
+    def _full_io(self, W: np.ndarray) -> np.ndarray:
         if self.op in VEC_OPS:
-            return np.asarray(W).reshape(self.fan_in, 1)
+            return np.asarray(W).reshape(-1, 1)
         return W if self.weight_form == "in_out" else W.T
 
-    def from_io(self, W_io: np.ndarray) -> np.ndarray:
-        """Back from (in, out) form to the user's weight shape."""
+    def to_io(self, W: np.ndarray) -> np.ndarray:
+        """A weight-shaped array of the user's in (in, out) form (fan_in x fan_out), without
+        the bias row when the bias is kept in the weight."""
+        full = self._full_io(W)
+        return full[:-1] if self.bias_row else full
+
+    def bias_io(self, W: np.ndarray) -> np.ndarray | None:
+        """The bias kept as the weight's last input row (a vector of fan_out), else None."""
+        return self._full_io(W)[-1] if self.bias_row else None
+
+    def from_io(self, W_io: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        """Back from (in, out) form (and, for a bias kept in the weight, its bias) to the
+        user's weight shape."""
+        if self.bias_row:
+            W_io = np.vstack([W_io, np.zeros((1, W_io.shape[1])) if b is None else np.reshape(b, (1, -1))])
         if self.op in VEC_OPS:
             return np.asarray(W_io).reshape(self.w_shape)
         return W_io if self.weight_form == "in_out" else W_io.T
@@ -249,7 +264,7 @@ class ChainSpec:
     def score(self) -> tuple:
         # A stored activation explained by a known or observed function beats a bare z.
         with_function = sum(1 for l in self.layers if l.a is not None and (l.function or l.function_code))
-        with_bias = sum(1 for l in self.layers if l.b is not None)
+        with_bias = sum(1 for l in self.layers if l.b is not None or l.bias_row)
         # W @ x and x @ W.T give the same numbers with the roles of W and x swapped; code
         # keeps one convention for all its layers, so a consistent chain is the real one.
         consistent = sum(1 for l in self.layers if l.samples == self.layers[0].samples)
@@ -474,7 +489,7 @@ class ChainSearch:
         if new:
             with np.errstate(all="ignore"):
                 self._search(found, new, list(calls))
-        self._best = _longest(self.links) if self.links else None
+        self._best = _longest(self.links, found) if self.links else None
         return self._best
 
     # -- the search proper ---------------------------------------------------------------------------
@@ -851,7 +866,16 @@ def find_chain(
     return ChainSearch(params).update(found, calls)
 
 
-def _longest(links: list[_Link]) -> ChainSpec | None:
+def _without_ones(link: _Link) -> np.ndarray | None:
+    """The link's input in rows form without a trailing constant-1 feature, if it has one
+    (the code extended its input to carry the bias in the weight); else None."""
+    x = rows(link.x.array, samples_of(link.op))
+    if x.shape[1] < 2 or not np.all(x[:, -1] == 1.0):
+        return None
+    return x[:, :-1]
+
+
+def _longest(links: list[_Link], found: dict[int, Found] | None = None) -> ChainSpec | None:
     """String links into chains (a link's output is the next link's input) and keep the best.
 
     A chain keeps one convention (where the samples are, how weights are laid out), and
@@ -878,18 +902,28 @@ def _longest(links: list[_Link]) -> ChainSpec | None:
         l_params, l_values = roles(l)
         return not (l_params & values) and not (l_values & params) and id(l.W.array) not in params
 
-    def extend(path: list[_Link], params: set[int], values: set[int]) -> None:
+    # Links whose input is an output extended by a constant 1 (the bias kept in the weight).
+    extended = [(l, x) for l in links for x in [_without_ones(l)] if x is not None]
+
+    def augmented_after(last: _Link) -> list[_Link]:
+        if not extended:
+            return []
+        out = rows(last.out.array, samples_of(last.op))
+        return [l for l, x in extended if x.shape == out.shape and np.array_equal(x, out)]
+
+    def extend(path: list[_Link], params: set[int], values: set[int], aug: tuple) -> None:
         nonlocal best
         last = path[-1]
-        nexts = [l for l in by_input.get(id(last.out.array), []) if fits(path, l, params, values)]
+        nexts = [(l, False) for l in by_input.get(id(last.out.array), []) if fits(path, l, params, values)]
+        nexts += [(l, True) for l in augmented_after(last) if fits(path, l, params, values)]
         if not nexts:
-            spec = _spec(path)
+            spec = _spec(path, aug, found)
             if best is None or spec.score() > best.score():
                 best = spec
             return
-        for l in nexts:
+        for l, plus_one in nexts:
             l_params, l_values = roles(l)
-            extend(path + [l], params | l_params, values | l_values)
+            extend(path + [l], params | l_params, values | l_values, aug + (plus_one,))
 
     starts = [l for l in links if l.out is not None and id(l.x.array) not in produced] or \
              [l for l in links if l.out is not None]
@@ -897,7 +931,7 @@ def _longest(links: list[_Link]) -> ChainSpec | None:
         l_params, l_values = roles(l)
         if l_params & l_values:
             continue
-        extend([l], l_params, l_values)
+        extend([l], l_params, l_values, (False,))
     return best
 
 
@@ -908,11 +942,33 @@ _SAME_CONVENTION = {
 }
 
 
-def _spec(path: list[_Link]) -> ChainSpec:
+def _source_of(link: _Link, found: dict[int, Found] | None) -> Found | None:
+    """The array the first layer's extended input was made from ([X, 1] -> X), if found."""
+    stripped = _without_ones(link)
+    if stripped is None or not found:
+        return None
+    samples = samples_of(link.op)
+    for f in found.values():
+        a = f.array
+        if f is link.x or a.ndim != link.x.array.ndim or a.dtype.kind not in "fiu":
+            continue
+        if rows(a, samples).shape == stripped.shape and np.array_equal(rows(a, samples), stripped):
+            return f
+    return None
+
+
+def _spec(path: list[_Link], aug: tuple = (), found: dict[int, Found] | None = None) -> ChainSpec:
     layers = []
-    for l in path:
+    aug = tuple(aug) + (False,) * (len(path) - len(aug))
+    # One convention for the whole chain: when later layers carry their bias in the weight,
+    # so does the first, if the array its input was extended from is there to be its input.
+    source = _source_of(path[0], found) if any(aug[1:]) or (len(path) == 1 and found) else None
+    if source is not None:
+        aug = (True,) + aug[1:]
+    for index, l in enumerate(path):
         layers.append(LayerSpec(
-            W=l.W.path, op=l.op, x=l.x.path,
+            bias_row=aug[index],
+            W=l.W.path, op=l.op, x=source.path if index == 0 and source is not None else l.x.path,
             b=l.b.path if l.b is not None else None,
             z=l.z.path if l.z is not None else None,
             a=l.a.path if l.a is not None else None,
@@ -945,6 +1001,8 @@ def observe(spec: ChainSpec, ctx: Context, *, check: bool = True) -> ObservedFor
             return None
         params.append((W, b))
         Wio = layer.to_io(W.astype(np.float64))
+        if layer.bias_row:
+            b = layer.bias_io(W)
         if current.shape[1] != Wio.shape[0]:
             return None
         stored_z = layer.z.array(ctx) if layer.z is not None else None

@@ -44,7 +44,7 @@ def describe(obs: Any, status: str, final: bool) -> Trace:
         info.layers.append(LayerInfo(
             name=name, fan_in=layer.fan_in, fan_out=layer.fan_out,
             activation=tracker.activation_name(index),
-            has_bias=layer.b is not None or (index == 0 and _constant_input_column(tracker)),
+            has_bias=layer.b is not None or layer.bias_row or (index == 0 and _constant_input_column(tracker)),
             is_output=index == last,
             param_names=tuple(p.name for p in layer.param_paths()),
             location=locations.get(index),
@@ -198,6 +198,8 @@ def _param_events(obs: Any, tracker: Any, final: bool) -> list[Event]:
             if W is None:
                 continue
             Wio = layer.to_io(W)
+            if layer.bias_row:
+                b = layer.bias_io(W)
             summary = probes.param_summary(Wio, b, activation=tracker.activation_name(l), atol=th.symmetric_atol)
             summary["name"] = layer.W.name
             if l == 0 and b is None and constant_column:

@@ -146,9 +146,9 @@ class Rebuilt:
         out: Params = []
         it = iter(user_params)
         for layer in self.spec.layers:
-            W = np.asarray(next(it), dtype=np.float64)
-            W = layer.to_io(W)
-            b = None
+            user_W = np.asarray(next(it), dtype=np.float64)
+            W = layer.to_io(user_W)
+            b = layer.bias_io(user_W)     # a bias kept as the weight's last row, or None
             if layer.b is not None:
                 b = np.asarray(next(it), dtype=np.float64).reshape(-1)
             out.append((W, b))
@@ -158,7 +158,7 @@ class Rebuilt:
         """Gradients per layer -> arrays shaped like the user's, in spec.param_paths() order."""
         out = []
         for layer, (dW, db) in zip(self.spec.layers, grads):
-            out.append(layer.from_io(dW))
+            out.append(layer.from_io(dW, db if layer.bias_row else None))
             if layer.b is not None:
                 out.append(db.reshape(layer.b_shape))
         return out
