@@ -44,6 +44,11 @@ VEC_OPS = ("sx", "xw")
 MAX_WEIGHTS = 40       # weight candidates tried at one moment
 MAX_LINK_CANDIDATES = 400
 MAX_VECTOR_WEIGHT = 4096   # a 1-D weight (one output unit) of at most this many inputs
+# A forward pass that loops over its layers rebinds one name (``x = np.append(x, 1)``,
+# ``out = f(out)``) layer after layer, so an earlier layer's input or z is unreachable by
+# the time the next layer shows. A link keeps such a member (unchanged, held here) for
+# this many updates, long enough for the pass to complete.
+GHOST_UPDATES = 64
 
 
 def relative_tolerance(*arrays: np.ndarray) -> float:
@@ -336,6 +341,7 @@ class _Link:
     slope: float | None = None
     function_code: CodeType | None = None
     members: dict[int, tuple] = field(default_factory=dict)   # id -> fingerprint when found
+    gone_since: int | None = None    # update at which its input or z stopped being reachable
 
     @property
     def out(self) -> Found:
@@ -462,15 +468,32 @@ class ChainSearch:
             def valid(m: Found | None) -> bool:
                 return m is not None and fps.get(id(m.array)) == link.members.get(id(m.array))
 
-            core = [m for m in (link.W, link.x, link.b) if m is not None]
+            def unreachable_but_intact(m: Found) -> bool:
+                return id(m.array) not in fps and fingerprint(m.array) == link.members.get(id(m.array))
+
+            core = [m for m in (link.W, link.b) if m is not None]
             if not all(valid(m) for m in core):
                 continue
-            if link.z is not None and not valid(link.z):
-                if link.a is None or not valid(link.a):
+            ghost = False
+            if not valid(link.x):
+                if not unreachable_but_intact(link.x):
                     continue
-                # z was a temporary (e.g. a function's argument) and is gone: a still holds.
-                link.members.pop(id(link.z.array), None)
-                link.z = None
+                ghost = True
+            if link.z is not None and not valid(link.z):
+                if link.a is not None and valid(link.a):
+                    # z was a temporary (e.g. a function's argument) and is gone: a still holds.
+                    link.members.pop(id(link.z.array), None)
+                    link.z = None
+                elif link.a is None and unreachable_but_intact(link.z):
+                    ghost = True   # z = f's argument, rebound to f(z): the activation may follow
+                else:
+                    continue
+            if ghost:
+                link.gone_since = now if link.gone_since is None else link.gone_since
+                if now - link.gone_since > GHOST_UPDATES:
+                    continue
+            else:
+                link.gone_since = None
             if link.a is not None and not valid(link.a):
                 if link.z is None:
                     continue  # its z was read from this activation: gone with it
@@ -970,7 +993,8 @@ def _spec(path: list[_Link], aug: tuple = (), found: dict[int, Found] | None = N
             bias_row=aug[index],
             W=l.W.path, op=l.op, x=source.path if index == 0 and source is not None else l.x.path,
             b=l.b.path if l.b is not None else None,
-            z=l.z.path if l.z is not None else None,
+            # (a z no longer reachable was a temporary: recomputed from x, W and b)
+            z=l.z.path if l.z is not None and (found is None or id(l.z.array) in found) else None,
             a=l.a.path if l.a is not None else None,
             function=l.function if l.a is not None else (l.function or "identity"),
             slope=l.slope,

@@ -212,6 +212,8 @@ def as_target_matrix(raw_rows: np.ndarray, n_out: int, encoding: str) -> np.ndar
         if not np.all(labels == np.round(labels)) or labels.min() < 0 or labels.max() >= n_out:
             return None
         return np.eye(n_out)[labels.astype(np.int64)]
+    if Y.shape[1] not in (1, n_out):
+        return None   # neither a column nor one value per output: not what the outputs meet
     return Y
 
 
@@ -222,6 +224,7 @@ class ProbeOutputs:
         self.indices = indices
         self.inputs = data.X_rows[indices]
         self.outputs = np.full((len(indices), n_out), np.nan)
+        self.seen = np.zeros(len(indices), dtype=bool)   # NaN rows not yet seen are no NaN outputs
         self._slot = {int(i): k for k, i in enumerate(indices)}
 
     def update(self, batch_indices: np.ndarray, out_rows: np.ndarray) -> None:
@@ -231,3 +234,4 @@ class ProbeOutputs:
             k = self._slot.get(int(i))
             if k is not None:
                 self.outputs[k] = out_rows[row]
+                self.seen[k] = True
