@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from ..config import Thresholds
-from ..observe.script import RunnerError, ScriptError, check_script, run_script
+from ..adapters import run as run_adapter
+from ..observe.script import RunnerError, ScriptError, check_script
 from ..report import ReportError, SAVE_FORMATS, protect_inputs, write_atomic
 from .output import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, emit
 
@@ -44,7 +45,7 @@ def run(args) -> int:
     traces = []
     for name, path in scripts:
         try:
-            traces.append(run_script(path, name=name, **options))
+            traces.append(run_adapter(path, name=name, **options))
         except ScriptError as exc:
             return _usage(exc)
         except RunnerError as exc:
