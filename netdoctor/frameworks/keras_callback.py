@@ -137,12 +137,20 @@ class KerasRun:
             return
         s = self.session
         s.steps = self.step
-        if self.step > 0 and (s.recorder.last_step or 0) < self.step:
-            values: dict = {}
+        row, self._row = self._row, None
+        if row is not None and row[0] == self.step:
+            step, values, outputs, params = row
+        else:
+            if row is not None:
+                s.record(row[0], row[1], row[2], params=row[3])
+            step, values, outputs, params = self.step, {}, None, False
             self._loss_value(values)
-            self._param_values(values, None, None, final=True)
-            outputs = self._probe(values)
-            s.record(self.step, values, outputs, params=True)
+        if self.step > 0 and (s.recorder.last_step or 0) < self.step:
+            if not params:
+                self._param_values(values, None, None, final=True)
+            if outputs is None:
+                outputs = self._probe(values)
+            s.record(step, values, outputs, params=True)
         for spec in self.layers:
             w, b = self._numpy_params(spec)
             s.param_event("param_final", spec["name"], w, b, spec["activation"], self.step)
@@ -266,6 +274,7 @@ class KerasRun:
         result = original(grads, variables, *args, **kwargs)
         self.step = step
         s.steps = step
+        self._flush()
         if s.wants(step):
             values: dict = {}
             self._loss_value(values)
@@ -277,9 +286,18 @@ class KerasRun:
             if s.wants_outputs(step):
                 with s.timing("outputs"):
                     outputs = self._probe(values)
-            s.record(step, values, outputs, params=want_params)
+            # held back until the next step: the last step of a run gets everything (finish)
+            self._row = (step, values, outputs, want_params)
         s.after_step(step)
         return result
+
+    _row = None
+
+    def _flush(self) -> None:
+        if self._row is not None:
+            step, values, outputs, params = self._row
+            self._row = None
+            self.session.record(step, values, outputs, params=params)
 
     def _copy(self, variable):
         import keras

@@ -528,6 +528,7 @@ class TorchWatcher:
     # -- measuring ------------------------------------------------------------------------------
     def _record_step(self, step: int, before: dict | None, grads: dict | None, loss) -> None:
         s = self.session
+        self._flush()
         if not s.wants(step):
             self._pending = (step, loss)
             return
@@ -544,9 +545,17 @@ class TorchWatcher:
         if s.wants_outputs(step):
             with s.timing("outputs"):
                 outputs = self._probe(values)
-        s.record(step, values, outputs, params=params)
+        # held back until the next step: the last step of a run gets everything (finish)
+        self._row = (step, values, outputs, params)
 
     _pending = None
+    _row = None
+
+    def _flush(self) -> None:
+        if self._row is not None:
+            step, values, outputs, params = self._row
+            self._row = None
+            self.session.record(step, values, outputs, params=params)
 
     def _loss_float(self, loss) -> float | None:
         if loss is None or not self.torch.is_tensor(loss) or loss.numel() != 1:
@@ -671,6 +680,16 @@ class TorchWatcher:
             self._manual_step_check()      # an update after the last backward
         if not self._started and self.backward_calls and self.params:
             self._start(None)               # backward() ran, nothing ever moved
+        row, self._row = self._row, None
+        if row is not None:
+            step, values, outputs, params = row
+            if step == self.step and self._pending is None:
+                if not params:
+                    self._param_values(values, before=None, grads=self._snap_grads if self.manual else None)
+                if outputs is None:
+                    outputs = self._probe(values)
+                params = True
+            s.record(step, values, outputs, params=params)
         if self._pending is not None and self.step > (s.recorder.last_step or 0):
             step, loss = self._pending
             values: dict = {}
