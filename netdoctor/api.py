@@ -77,7 +77,13 @@ def watch(model: Any, **roles: Any):
         w.report
 
     Roles the observer cannot infer can be named: ``watch(net, params=[...], output=...)``.
+    A Keras model or torch module is watched through the framework's own hooks.
     """
+    from .frameworks.watch import FrameworkWatch, framework_of
+
+    framework = framework_of(model)
+    if framework is not None:
+        return FrameworkWatch(model, framework, **roles)
     from .observe.objects import Watch
 
     return Watch(model, **roles)

@@ -56,6 +56,12 @@ def run(args) -> int:
     report = Report.from_traces(traces, thresholds=options["thresholds"], select=select)
     status = emit(report, fmt, args.output, args.fail_on, verbose=args.verbose)
     crashed = [trace for trace in traces if trace.info.status == "crashed"]
+    from ..frameworks import missing_framework_hint
+
+    for trace in crashed:
+        hint = missing_framework_hint(trace.info.error)
+        if hint:
+            print(f"netdoctor: {trace.info.script}: {hint}", file=sys.stderr)
     # The text report says so itself; a JSON report on stdout gets one line on stderr.
     for trace in crashed if fmt == "json" and not args.output else ():
         last = (trace.info.error or "").strip().splitlines()[-1:] or ["it ended abruptly"]

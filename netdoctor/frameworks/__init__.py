@@ -22,6 +22,23 @@ INSTALL_HINT = {
     "keras": "pip install 'netdoctor[keras]'  (and a backend: pip install torch, then KERAS_BACKEND=torch)",
 }
 
+
+
+def missing_framework_hint(error: str | None) -> str | None:
+    """One line saying what to install, when a script died importing a framework."""
+    import re
+
+    last = (error or "").strip().splitlines()[-1:] or [""]
+    match = re.search(r"No module named '([\w.]+)'", last[0])
+    if match is None:
+        return None
+    top = match.group(1).split(".")[0]
+    if top == "tensorflow" and "keras" in (error or ""):
+        top = "keras"
+    hint = INSTALL_HINT.get(top)
+    return None if hint is None else f"the script uses {top}, which is not installed here: {hint}"
+
+
 # Process-wide flags shared by the watchers. A Keras fit on the torch backend runs torch
 # modules, backward() and optimizer code: the torch watcher stands aside meanwhile.
 STATE = {"keras_fits": 0}

@@ -106,6 +106,7 @@ class KerasRun:
         self._probe_x = self._probe_y = None
         self._feature_model = None
         self._begun = False
+        self._finished = False
         self._restore: list = []
 
     # -- per fit ---------------------------------------------------------------------------
@@ -133,8 +134,9 @@ class KerasRun:
 
     def finish(self) -> None:
         """After the last fit: the final step in full and the final weights."""
-        if not self._begun:
+        if not self._begun or self._finished:
             return
+        self._finished = True
         s = self.session
         s.steps = self.step
         row, self._row = self._row, None
@@ -482,18 +484,36 @@ def callback_class():
         class NetdoctorCallback(keras.callbacks.Callback):
             """Records the fit into a :class:`KerasRun` (see the module doc)."""
 
+            run_name = "original"
+            thresholds = None
+
             def __init__(self, run: KerasRun | None = None, x: Any = None, y: Any = None, batch_size: Any = None):
                 super().__init__()
                 self.run, self.x, self.y, self.batch_size = run, x, y, batch_size
+                self._trace = None
 
             def on_train_begin(self, logs=None):
                 if self.run is None:  # added by hand: watch the model it is attached to
-                    self.run = KerasRun(self.model, FrameworkSession("original", "keras"), {})
-                    self.owned = True
+                    self.run = KerasRun(self.model, FrameworkSession(self.run_name, "keras", self.thresholds), {})
                 self.run.begin_fit(self.x, self.y, self.batch_size)
 
             def on_train_end(self, logs=None):
                 self.run.end_fit()
+
+            @property
+            def trace(self):
+                if self._trace is None:
+                    if self.run is None:
+                        raise RuntimeError("this callback has not been through a fit yet")
+                    self.run.finish()
+                    self._trace = self.run.session.finish("completed")
+                return self._trace
+
+            @property
+            def report(self):
+                from ..report import Report
+
+                return Report.from_traces([self.trace], thresholds=self.thresholds)
 
         _CALLBACK_CLASS = NetdoctorCallback
     return _CALLBACK_CLASS
