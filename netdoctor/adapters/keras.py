@@ -17,10 +17,12 @@ def accepts(target: Any, X: Any) -> bool:
 
 
 def run(target: Any, X: Any, y: Any, epochs: int | None, *, name: str, thresholds: Any = None,
-        **options: Any):
+        outputs_every: int | None = None, params_every: int | None = None, **options: Any):
+    """`outputs_every`/`params_every` fix the schedule (1 = every step); default: automatic."""
     from ..frameworks.keras_callback import KerasWatcher
 
     watcher = KerasWatcher(name, thresholds, None)
+    watcher.configure = lambda session: session.fix_schedule(outputs_every, params_every)
     return observe(watcher, X, watcher_run=lambda: watcher.run_for(target))
 
 

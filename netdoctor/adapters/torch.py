@@ -17,10 +17,12 @@ def accepts(target: Any, X: Any) -> bool:
 
 
 def run(target: Any, X: Any, y: Any, epochs: int | None, *, name: str, thresholds: Any = None,
-        **options: Any):
+        outputs_every: int | None = None, params_every: int | None = None, **options: Any):
+    """`outputs_every`/`params_every` fix the schedule (1 = every step); default: automatic."""
     from ..frameworks.torch_hooks import TorchWatcher
 
     watcher = TorchWatcher(name, thresholds, None)
+    watcher.session.fix_schedule(outputs_every, params_every)
     watcher.root = target
     status, error = "completed", None
     watcher.install()

@@ -123,12 +123,16 @@ class FrameworkSession:
     def wants(self, step: int, final: bool = False) -> bool:
         return final or self.recorder.wants(step)
 
+    # Set by a caller that wants a fixed schedule (1 = every recorded step): no timing then.
+    fixed_outputs_every: int | None = None
+    fixed_params_every: int | None = None
+
     def wants_params(self, step: int, final: bool = False) -> bool:
-        every = max(self.params_every, self._timed_every("params"))
+        every = self.fixed_params_every or max(self.params_every, self._timed_every("params"))
         return self.wants(step, final) and (final or step - self._last_params >= every)
 
     def wants_outputs(self, step: int, final: bool = False) -> bool:
-        every = max(self.outputs_every, self._timed_every("outputs"))
+        every = self.fixed_outputs_every or max(self.outputs_every, self._timed_every("outputs"))
         return self.wants(step, final) and (final or step - self._last_outputs >= every)
 
     # A framework step costs far more than its multiply-adds on small networks (Python and
@@ -163,6 +167,10 @@ class FrameworkSession:
         self._spent_in_step = 0.0
 
     # -- recording -------------------------------------------------------------------------------
+    def fix_schedule(self, outputs_every: int | None, params_every: int | None) -> None:
+        self.fixed_outputs_every = None if outputs_every is None else max(int(outputs_every), 1)
+        self.fixed_params_every = None if params_every is None else max(int(params_every), 1)
+
     def probe_values(self, out: Any, layers: Sequence[tuple[str, Any, Any, str | None, bool]],
                      probe_loss: float | None) -> dict[tuple[str, str], float]:
         """Output and activation statistics of one probe-batch forward pass (NumPy arrays)."""

@@ -306,16 +306,18 @@ class TorchWatcher:
         self._loss_tensor = loss
         if self.params is None:
             self._find_params(loss)
-        if self.manual or (self.params is not None and not self._optimizer_owns_params()):
-            self.manual = True
+        if not self.optimizer_mode:
+            # Parameters that moved with no optimizer step in between: a hand-written update.
             self._manual_step_check()
         if self._stepped_since_backward or (self.manual and self._moved):
             self._check_stale_grads()
         self._stepped_since_backward = False
         self._moved = False
 
+    optimizer_mode = False   # an optimizer's step() updates the parameters (decided at its first step)
+
     def _after_backward(self, loss) -> None:
-        if self.manual and self.params:
+        if not self.optimizer_mode and self.params:
             # what the next update will use, and where the parameters stand before it
             self._snap = {id(p): p.detach().clone() for _, p in self.params}
             self._snap_grads = {id(p): None if p.grad is None else p.grad.detach().clone() for _, p in self.params}
@@ -345,16 +347,6 @@ class TorchWatcher:
         leaves.reverse()
         self.params = [(names.get(id(p), f"param{i}"), p) for i, p in enumerate(leaves)]
 
-    def _optimizer_owns_params(self) -> bool:
-        for ref in self.optimizers:
-            opt = ref()
-            if opt is None:
-                continue
-            ids = {id(p) for group in opt.param_groups for p in group["params"]}
-            if any(id(p) in ids for _, p in self.params or ()):
-                return True
-        return False
-
     def _check_stale_grads(self) -> None:
         checks = self.facts["grad_checks"]
         if checks >= GRAD_CHECKS_DENSE and checks % 16:
@@ -373,11 +365,16 @@ class TorchWatcher:
     # -- steps: optimizer ----------------------------------------------------------------------
     def _pre_step(self, optimizer, args, kwargs):
         if STATE["keras_fits"] or self.manual:
-            return None
+            return None   # hand-written updates were found first; an optimizer here is not the trainer
         if self.params is None:
             self.params = [(n, p) for n, p in self.root.named_parameters()] if self.root is not None else None
         if not self._owns(optimizer):
             return None
+        if not self.optimizer_mode:
+            self.optimizer_mode = True
+            self._snap = self._snap_grads = None
+            if all(ref() is not optimizer for ref in self.optimizers):
+                self.optimizers.append(weakref.ref(optimizer))
         step = self.step + 1
         if step == 1:
             self._start(optimizer)
@@ -422,16 +419,17 @@ class TorchWatcher:
         moved = any(not self.torch.equal(p.detach(), self._snap[id(p)]) for _, p in self.params)
         if not moved:
             return
-        self._moved = True
+        self.manual = self._moved = True
         if self.step == 0:
-            self._start(None)
+            self._start(None, weights=self._snap)
         self.step += 1
         self.session.steps = self.step
         self._record_step(self.step, self._snap, grads=self._snap_grads, loss=self._snap_loss)
         self.session.after_step(self.step)
 
     # -- the first step: what the model is ------------------------------------------------------------
-    def _start(self, optimizer) -> None:
+    def _start(self, optimizer, weights: dict | None = None) -> None:
+        """Step 0; `weights` stand in for the parameters' values before the first update."""
         self._started = True
         torch = self.torch
         params = self.params or []
@@ -448,13 +446,13 @@ class TorchWatcher:
                 n for n, p in params if p.requires_grad and id(p) not in owned]
         self.facts["frozen"] = [spec["name"] for spec in self.layers if spec["frozen"]]
         values: dict = {}
-        self._param_values(values, before=None, grads=None)
+        self._param_values(values, before=None, grads=None, weights=weights)
         outputs = self._probe(values, describe=True)
         loss = self._loss_float(self._loss_tensor if optimizer is not None else self._snap_loss)
         values[(MODEL, "loss")] = loss if loss is not None else values.get((MODEL, "probe_loss"), math.nan)
         self.session.record(0, values, outputs, params=True)
         for spec in self.layers:
-            w, b = self._numpy_params(spec)
+            w, b = self._numpy_params(spec, weights)
             self.session.param_event("param_init", spec["name"], w, b, spec["activation"], 0)
 
     def _layers_from_root(self) -> None:
@@ -562,10 +560,16 @@ class TorchWatcher:
             return None
         return float(loss.detach().reshape(()))
 
-    def _param_values(self, values: dict, before: dict | None, grads: dict | None) -> None:
+    def _param_values(self, values: dict, before: dict | None, grads: dict | None,
+                      weights: dict | None = None) -> None:
         tensors = []
         for spec in self.layers:
             w, b = spec["weight"], spec["bias"]
+            if weights is not None:
+                t = LayerTensors(spec["name"], weights.get(id(w), w),
+                                 None if b is None else weights.get(id(b), b))
+                tensors.append(t)
+                continue
             t = LayerTensors(spec["name"], w, b)
             for p, gattr, dattr in ((w, "grad_w", "delta_w"), (b, "grad_b", "delta_b")):
                 if p is None:
@@ -579,14 +583,15 @@ class TorchWatcher:
         if tensors:
             values.update(layer_stats(self.ops, tensors))
 
-    def _numpy_params(self, spec) -> tuple[np.ndarray, np.ndarray | None]:
-        w = _np(spec["weight"])
+    def _numpy_params(self, spec, weights: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        weights = weights or {}
+        w = _np(weights.get(id(spec["weight"]), spec["weight"]))
         if spec["module"] is not None:       # torch stores (out, in); netdoctor reads (in, out)
             w = w.reshape(w.shape[0], -1).T
         else:
             w = w.reshape(-1, 1) if w.ndim < 2 else w
         b = spec["bias"]
-        return w, None if b is None else _np(b)
+        return w, None if b is None else _np(weights.get(id(b), b))
 
     def _probe(self, values: dict, describe: bool = False):
         """The probe batch through the model (eval mode, no_grad), layer by layer."""
@@ -676,7 +681,7 @@ class TorchWatcher:
     # -- the end ------------------------------------------------------------------------------------
     def finish(self, status: str = "completed", *, error: str | None = None, stop_reason: str | None = None):
         s = self.session
-        if self.manual and self._snap is not None and self.params:
+        if not self.optimizer_mode and self._snap is not None and self.params:
             self._manual_step_check()      # an update after the last backward
         if not self._started and self.backward_calls and self.params:
             self._start(None)               # backward() ran, nothing ever moved
