@@ -96,7 +96,7 @@ EVENT_KINDS: dict[str, str] = {
     "activation, trainable}), output_activation, output_units, loss_fn (the framework's name), "
     "loss_kind ('mse'|'bce'|'ce'|None), from_logits (the loss applies its own softmax/sigmoid), "
     "loss_location, optimizer, optimizer_location, batch_rows, target_min, target_max, y_shape; "
-    "torch also: backward_calls, optimizer_steps, manual_updates, grad_checked, grad_stale "
+    "torch also: backward_calls, backward_location, optimizer_steps, manual_updates, grad_checked, grad_stale "
     "(checks after an update that found .grad still non-zero), params_outside_optimizer, frozen, "
     "train_steps_in_eval, mode_sensitive, pred_shape, target_shape, broadcast, "
     "ce_input_is_probability, bce_input_range",

@@ -123,7 +123,8 @@ class KerasRun:
         values: dict = {}
         self._param_values(values, None, None, final=True)
         outputs = self._probe(values)
-        values[(MODEL, "loss")] = values.get((MODEL, "probe_loss"), math.nan)
+        if (MODEL, "probe_loss") in values:  # before any training batch, the probe batch's loss
+            values[(MODEL, "loss")] = values[(MODEL, "probe_loss")]
         self.session.record(0, values, outputs, params=True)
         for spec in self.layers:
             w, b = self._numpy_params(spec)
@@ -387,9 +388,10 @@ class KerasRun:
         try:
             import keras
 
-            loss = getattr(self.model, "loss", None)
-            fn = keras.losses.get(loss) if isinstance(loss, str) else loss
-            value = fn(self._probe_y, out.astype("float32"))
+            # the compiled loss (it reshapes labels as fit does), without the metrics
+            y_pred = keras.ops.convert_to_tensor(out.astype("float32"))
+            y_true = keras.ops.convert_to_tensor(self._probe_y)
+            value = self.model.compute_loss(y=y_true, y_pred=y_pred, training=False)
             return float(np.mean(_to_numpy(value)))
         except Exception:  # noqa: BLE001 - no probe loss is better than a wrong one
             return None

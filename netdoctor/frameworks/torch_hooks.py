@@ -303,6 +303,8 @@ class TorchWatcher:
     def _before_backward(self, loss) -> None:
         self.backward_calls += 1
         self.facts["backward_calls"] = self.backward_calls
+        if self.backward_calls == 1:
+            self.facts["backward_location"] = user_site(self.files, 3)
         self._loss_tensor = loss
         if self.params is None:
             self._find_params(loss)
@@ -449,7 +451,10 @@ class TorchWatcher:
         self._param_values(values, before=None, grads=None, weights=weights)
         outputs = self._probe(values, describe=True)
         loss = self._loss_float(self._loss_tensor if optimizer is not None else self._snap_loss)
-        values[(MODEL, "loss")] = loss if loss is not None else values.get((MODEL, "probe_loss"), math.nan)
+        if loss is None:
+            loss = values.get((MODEL, "probe_loss"))
+        if loss is not None:
+            values[(MODEL, "loss")] = loss
         self.session.record(0, values, outputs, params=True)
         for spec in self.layers:
             w, b = self._numpy_params(spec, weights)

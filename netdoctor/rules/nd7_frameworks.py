@@ -238,7 +238,7 @@ def gradients_not_zeroed(ctx: RuleContext):
         raise Skip(f"only {checked} update(s) were followed by another backward()")
     if stale < th.stale_grad_frac * checked:
         return []
-    where = _loc(facts.get("optimizer_location")) or _loc(facts.get("loss_call_location"))
+    where = _loc(facts.get("optimizer_location")) or _loc(facts.get("backward_location"))
     how = "optimizer.zero_grad()" if facts.get("optimizer") else "w.grad.zero_()"
     return [ctx.finding(
         f".grad still held the previous gradient at {stale} of {checked} backward() calls after an "
@@ -285,7 +285,7 @@ def step_missing(ctx: RuleContext):
     if steps == 0 and backwards >= th.step_missing_backwards:
         return [ctx.finding(
             f"backward() ran {backwards} times but no parameter ever changed: no optimizer.step() "
-            "(or update) follows it", location=where or _loc(facts.get("loss_call_location")),
+            "(or update) follows it", location=where or _loc(facts.get("backward_location")),
             evidence={"backward_calls": backwards, "steps": steps})]
     if outside and steps > 0:
         return [ctx.finding(
