@@ -11,6 +11,7 @@ version and a ``case.toml`` saying what netdoctor must find::
     style = "class with dicts of arrays, per-sample SGD"
     timeout = 60                      # seconds per script run
     extra_healthy = ["answer.py"]     # optional: more scripts that must be healthy
+    requires = ["torch"]              # optional: modules the scripts import (missing -> skipped)
     [expected_failures]               # optional: known misses, code = "reason"
     ND203 = "the hidden delta is a local variable the observer cannot see"
 
@@ -37,7 +38,7 @@ DEFAULT_TIMEOUT = 60.0
 
 _CODE = re.compile(r"^ND[1-9]\d\d$")
 _REQUIRED = ("title", "original", "fixed", "expect")
-_OPTIONAL = ("symptom", "style", "timeout", "extra_healthy", "expected_failures")
+_OPTIONAL = ("symptom", "style", "timeout", "extra_healthy", "expected_failures", "requires")
 
 
 class CaseFileError(ValueError):
@@ -64,6 +65,13 @@ class CaseSpec:
     timeout: float = DEFAULT_TIMEOUT
     extra_healthy: tuple[Path, ...] = ()
     expected_failures: dict[str, str] = field(default_factory=dict)
+    requires: tuple[str, ...] = ()
+
+    def missing_requirements(self) -> list[str]:
+        """The modules in `requires` that cannot be imported here."""
+        import importlib.util
+
+        return [name for name in self.requires if importlib.util.find_spec(name) is None]
 
     @property
     def folder(self) -> Path:
@@ -164,6 +172,10 @@ def _validate(path: Path, data: dict[str, Any]) -> CaseSpec:
         if not isinstance(reason, str) or not reason.strip():
             fail(f"`expected_failures.{code}` needs a reason (a non-empty string)")
 
+    requires = data.get("requires", [])
+    if not isinstance(requires, list) or not all(isinstance(r, str) and r.strip() for r in requires):
+        fail("`requires` must be a list of module names, e.g. [\"torch\"]")
+
     return CaseSpec(
         name=folder.name,
         path=path,
@@ -176,6 +188,7 @@ def _validate(path: Path, data: dict[str, Any]) -> CaseSpec:
         timeout=float(timeout),
         extra_healthy=extra_paths,
         expected_failures=dict(failures),
+        requires=tuple(r.strip() for r in requires),
     )
 
 
