@@ -6,7 +6,8 @@ update to NumPy at every recorded step would cost more than the step. Instead a
 framework computes a handful of reductions per tensor (sum of squares, sum, sum of
 |x|, a dot product, a NaN/Inf count) with its own operations, stacks them into one
 small tensor and hands that over in one transfer. This module turns those sums into
-the same series :func:`netdoctor.probes.param_stats` writes, so that the rules see
+the same series :func:`netdoctor.probes.param_stats` writes (``nonfinite`` counts the
+tensors holding NaN/Inf, not their entries), so that the rules see
 one vocabulary whichever producer ran.
 
 A framework supplies an :class:`Ops` (five reductions and a way to fetch scalars).
@@ -31,7 +32,7 @@ class Ops:
     total: Callable[[Any], Any]        # sum
     abs_total: Callable[[Any], Any]    # sum of |x|
     dot: Callable[[Any, Any], Any]     # sum of x * y
-    nonfinite: Callable[[Any], Any]    # count of NaN/Inf
+    nonfinite: Callable[[Any], Any]    # count of NaN/Inf (for callers that need the exact count)
     size: Callable[[Any], int]         # number of entries (host int, no transfer)
     fetch: Callable[[list], list[float]]  # stack 0-d tensors, one transfer, to floats
 
@@ -61,14 +62,11 @@ def layer_stats(ops: Ops, layers: Sequence[LayerTensors]) -> dict[tuple[str, str
     for t in layers:
         want(t.name, "w2", ops.sq(t.weight))
         want(t.name, "wsum", ops.total(t.weight))
-        want(t.name, "wbad", ops.nonfinite(t.weight))
         if t.bias is not None:
             want(t.name, "b2", ops.sq(t.bias))
-            want(t.name, "bbad", ops.nonfinite(t.bias))
         if t.grad_w is not None:
             want(t.name, "g2", ops.sq(t.grad_w))
             want(t.name, "gabs", ops.abs_total(t.grad_w))
-            want(t.name, "gbad", ops.nonfinite(t.grad_w))
         if t.grad_b is not None:
             want(t.name, "gb2", ops.sq(t.grad_b))
         if t.delta_w is not None:
@@ -93,7 +91,9 @@ def layer_stats(ops: Ops, layers: Sequence[LayerTensors]) -> dict[tuple[str, str
         mean = r["wsum"] / n
         out[(t.name, "weight_norm")] = _sqrt(w2)
         out[(t.name, "weight_std")] = _sqrt(w2 / n - mean * mean)
-        bad = r["wbad"] + r.get("bbad", 0.0) + r.get("gbad", 0.0)
+        # A sum of squares is finite exactly when every entry is: counting NaN/Inf entries
+        # would cost another pass over each tensor, and a rule needs only "some" vs "none".
+        bad = float(sum(not math.isfinite(r[k]) for k in ("w2", "b2", "g2") if k in r))
         s = {"w": w2}
         if "b2" in r:
             out[(t.name, "bias_norm")] = _sqrt(r["b2"])

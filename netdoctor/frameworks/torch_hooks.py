@@ -42,7 +42,7 @@ from .tensor_stats import LayerTensors, Ops, layer_stats
 from ..trace import MODEL
 
 DATA_ROWS = 4096          # rows of the first batch kept for the data facts
-GRAD_CHECKS_DENSE = 64    # stale-gradient checks at every step for this many steps, then sparser
+GRAD_CHECKS_DENSE = 16    # stale-gradient checks at every step for this many steps, then sparser
 _LOSSES = {               # torch.nn.functional name -> (netdoctor loss kind, applies its own softmax/sigmoid)
     "mse_loss": ("mse", False),
     "l1_loss": ("mse", False),
@@ -407,9 +407,14 @@ class TorchWatcher:
         ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
         return any(id(p) in ids for _, p in self.params)
 
+    _sensitive = None
+
     def _check_mode(self) -> None:
         root = self.root
-        sensitive = [name for name, m in root.named_modules() if type(m).__name__.startswith(_MODE_SENSITIVE)]
+        if self._sensitive is None:  # the modules whose behaviour depends on the mode, once
+            self._sensitive = [name for name, m in root.named_modules()
+                               if type(m).__name__.startswith(_MODE_SENSITIVE)]
+        sensitive = self._sensitive
         if sensitive and not root.training:
             self.facts["train_steps_in_eval"] += 1
             self.facts["mode_sensitive"] = sensitive[:5]
