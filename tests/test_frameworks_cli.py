@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("KERAS_BACKEND", "torch")  # importorskip("keras") below needs a backend
 SCRIPTS = Path(__file__).parent / "scripts"
 ENV = dict(os.environ, OMP_NUM_THREADS="1", KERAS_BACKEND="torch")
 

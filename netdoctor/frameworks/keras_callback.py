@@ -139,6 +139,7 @@ class KerasRun:
             return
         self._finished = True
         s = self.session
+        s.max_steps = None  # the run is over: summarising must not stop it again
         s.steps = self.step
         row, self._row = self._row, None
         if row is not None and row[0] == self.step:

@@ -432,6 +432,7 @@ class TorchWatcher:
         self.step += 1
         self.session.steps = self.step
         self._record_step(self.step, self._snap, grads=self._snap_grads, loss=self._snap_loss)
+        self._snap = None  # counted; the next backward() takes a new snapshot
         self.session.after_step(self.step)
 
     # -- the first step: what the model is ------------------------------------------------------------
@@ -691,6 +692,7 @@ class TorchWatcher:
     # -- the end ------------------------------------------------------------------------------------
     def finish(self, status: str = "completed", *, error: str | None = None, stop_reason: str | None = None):
         s = self.session
+        s.max_steps = None  # the run is over: summarising must not stop it again
         if not self.optimizer_mode and self._snap is not None and self.params:
             self._manual_step_check()      # an update after the last backward
         if not self._started and self.backward_calls and self.params:
