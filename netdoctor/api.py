@@ -1,9 +1,11 @@
 """`diagnose()` and `watch()`: the notebook entry points.
 
-One function, three kinds of target, one engine behind them:
+One function, one engine behind it; :mod:`netdoctor.adapters` picks the adapter:
 
 * a reference :class:`netdoctor.MLP` with data: ``diagnose(model, X, y, epochs=500)``
 * a script path: ``diagnose("train.py")`` (as ``netdoctor diagnose train.py``)
+* a Keras model or torch module plus the call that trains it:
+  ``diagnose(model, lambda: model.fit(X, y, epochs=100))``
 * any object of the user's plus the call that trains it:
   ``diagnose(net, lambda: net.train(0.1, 2000))``
 
@@ -13,7 +15,6 @@ runs land in one Report (``report.diff()`` lists what differs).
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterable
 
 from .config import Thresholds
@@ -21,31 +22,10 @@ from .report import Report
 from .trace import Trace
 
 
-def _is_script(target: Any) -> bool:
-    return isinstance(target, (str, os.PathLike))
-
-
 def _run_one(target: Any, X: Any, y: Any, epochs: int | None, name: str, options: dict) -> Trace:
-    from .mlp import MLP
+    from .adapters import run
 
-    if isinstance(target, MLP):
-        from .reference import run_reference
-
-        if X is None or y is None:
-            raise TypeError("diagnose(MLP, X, y, epochs=...) needs the training data X and y")
-        return run_reference(target, X, y, epochs=epochs or 100, name=name, **options)
-    if _is_script(target):
-        from .observe.script import run_script
-
-        return run_script(os.fspath(target), name=name, **options)
-    if callable(X):
-        from .observe.objects import observe_call
-
-        return observe_call(target, X, name=name, **options)
-    raise TypeError(
-        "diagnose() takes a netdoctor.MLP with X and y, a script path, "
-        "or your model object and a callable that trains it: diagnose(net, lambda: net.train(...))"
-    )
+    return run(target, X, y, epochs, name=name, **options)
 
 
 def diagnose(
@@ -99,7 +79,13 @@ def watch(model: Any, **roles: Any):
         w.report
 
     Roles the observer cannot infer can be named: ``watch(net, params=[...], output=..., targets=...)``.
+    A Keras model or torch module is watched through the framework's own hooks.
     """
+    from .frameworks.watch import FrameworkWatch, framework_of
+
+    framework = framework_of(model)
+    if framework is not None:
+        return FrameworkWatch(model, framework, **roles)
     from .observe.objects import Watch
 
     return Watch(model, **roles)

@@ -15,6 +15,7 @@ bad one must be flagged with::
     style = "class with dicts of arrays, per-sample SGD"
     timeout = 60                      # seconds per script run
     extra_healthy = ["answer.py"]     # optional: more scripts that must be observed and healthy
+    requires = ["torch"]              # optional: modules the scripts import (missing -> skipped)
     [expected_failures]               # optional: known misses, code = "reason"
     ND203 = "the hidden delta is a local variable the observer cannot see"
 
@@ -69,7 +70,7 @@ _CODE = re.compile(r"^ND[1-9]\d\d$")
 _REQUIRED = ("title",)
 _BUGGY = ("original", "fixed", "expect", "expect_any", "extra_healthy", "expected_failures")
 _HEALTHY_ONLY = ("healthy",)
-_OPTIONAL = ("symptom", "style", "timeout", "known_unseen")
+_OPTIONAL = ("symptom", "style", "timeout", "known_unseen", "requires")
 _KNOWN = _REQUIRED + _BUGGY + _HEALTHY_ONLY + _OPTIONAL
 
 
@@ -100,6 +101,13 @@ class CaseSpec:
     expect_any: tuple[str, ...] = ()   # at least one of these must be flagged on the original
     healthy: tuple[Path, ...] = ()     # a healthy-only case's scripts
     known_unseen: dict[str, str] = field(default_factory=dict)   # healthy-side file name -> why not seen yet
+    requires: tuple[str, ...] = ()     # modules the scripts import; the case is skipped without them
+
+    def missing_requirements(self) -> list[str]:
+        """The modules in `requires` that cannot be imported here."""
+        import importlib.util
+
+        return [name for name in self.requires if importlib.util.find_spec(name) is None]
 
     @property
     def folder(self) -> Path:
@@ -214,9 +222,12 @@ def _validate(path: Path, data: dict[str, Any]) -> CaseSpec:
     ):
         fail(f"`timeout` must be a positive number of seconds, not {timeout!r}")
 
+    requires = data.get("requires", [])
+    if not isinstance(requires, list) or not all(isinstance(r, str) and r.strip() for r in requires):
+        fail("`requires` must be a list of module names, e.g. [\"torch\"]")
     common = dict(name=path.parent.name, path=path, title=data["title"].strip(),
                   symptom=data.get("symptom", ""), style=data.get("style", ""),
-                  timeout=float(timeout))
+                  timeout=float(timeout), requires=tuple(r.strip() for r in requires))
     spec = _healthy_only_case(fields, common) if "healthy" in data else _buggy_case(fields, common)
     unseen = data.get("known_unseen", {})
     if not isinstance(unseen, dict):
@@ -280,6 +291,10 @@ def _buggy_case(fields: _Fields, common: dict[str, Any]) -> CaseSpec:
         if code in expect_any:
             fail(f"`expected_failures` names {code}, a member of `expect_any`: a group is met by "
                  "any of its codes, so drop the code from the group instead")
+
+    requires = data.get("requires", [])
+    if not isinstance(requires, list) or not all(isinstance(r, str) and r.strip() for r in requires):
+        fail("`requires` must be a list of module names, e.g. [\"torch\"]")
 
     return CaseSpec(
         original=original,

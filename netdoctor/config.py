@@ -92,6 +92,18 @@ class Thresholds:
     # Targets this close to the edge of the output range count as reachable (a sigmoid 'reaches' 0 and 1).
     target_range_tol: float = 1e-6
 
+    # --- ND7 frameworks and model construction -----------------------------------------
+    # Regression targets whose largest |value| exceeds this are unscaled; an error when the
+    # loss also stayed above unscaled_target_fit of its start (the network did not fit them).
+    target_scale_max: float = 100.0
+    unscaled_target_fit: float = 0.5
+    # Gradients never zeroed: at least this many checks after an update, and this share of
+    # them still holding the previous gradient.
+    stale_grad_checks: int = 3
+    stale_grad_frac: float = 0.9
+    # backward() seen this many times with no parameter ever changing: the step is missing.
+    step_missing_backwards: int = 3
+
     def with_(self, **changes: Any) -> "Thresholds":
         """A copy with some thresholds changed: ``Thresholds().with_(pinned_std=1e-4)``."""
         unknown = set(changes) - {f.name for f in fields(self)}

@@ -109,6 +109,11 @@ class CaseItem(pytest.Item):
     def reportinfo(self):
         return self.path, None, f"{self.spec.name}::{self.name}"
 
+    def setup(self) -> None:
+        missing = self.spec.missing_requirements()
+        if missing:
+            pytest.skip(f"{self.spec.name} needs {', '.join(missing)}, which is not installed")
+
 
 class FlagsItem(CaseItem):
     """The original script is flagged with one expected code (any severity)."""

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ._version import __version__
 from .config import DEFAULT_THRESHOLDS, Thresholds
+from .files import write_atomic  # noqa: F401  (re-exported: netdoctor.report.write_atomic)
 from .runstate import Coverage, RunState, coverage, run_state
 from .trace import Trace
 from .types import Finding, Severity
@@ -269,23 +269,3 @@ def protect_inputs(target: Path, inputs: Iterable[Path]) -> None:
         raise ReportError(f"{target} is a directory; give a file name")
 
 
-def write_atomic(target: Path, data: str | bytes) -> None:
-    """Write to a temporary file beside `target`, then rename: never a half-written file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
-            handle.write(data)
-        # mkstemp creates the file private (0600); a report is meant to be shared,
-        # so give it the permissions any new file of the user's would get.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

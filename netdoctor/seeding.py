@@ -5,8 +5,11 @@ Run ``s`` starts numpy's global RNG and Python's ``random`` module from ``s``, a
 A script that fixes its own seed would give the same run every time, so its calls
 ``np.random.seed(k)``, ``random.seed(k)`` and ``np.random.default_rng(k)`` are given
 a seed derived from both ``(s, k)``: runs still differ across the sweep, and each
-run is reproducible. Not varied: ``RandomState(k)``/``Generator(PCG64(k))`` objects
-the script builds itself, and other libraries' generators.
+run is reproducible. The same holds for ``torch.manual_seed(k)`` and
+``keras.utils.set_random_seed(k)`` once the script imports torch or Keras (and torch
+starts from ``s`` when the script does not seed it). Not varied:
+``RandomState(k)``/``Generator(PCG64(k))`` objects the script builds itself, and other
+libraries' generators.
 
 The patches are process-wide: install them in the process that runs the script.
 """
@@ -85,11 +88,68 @@ def install_seed(seed: int) -> Callable[[], None]:
     npr.default_rng = default_rng
     random.seed = py_seed
 
+    undo_frameworks = _seed_frameworks(seed)
+
     def undo() -> None:
         npr.seed = original["np_seed"]
         npr.mtrand.seed = original["mtrand_seed"]
         npr.default_rng = original["default_rng"]
         random.seed = original["py_seed"]
+        undo_frameworks()
+
+    return undo
+
+
+# Tags for the frameworks' seed calls (kept apart from numpy's and from each other).
+_TAG_TORCH, _TAG_KERAS = 3, 4
+
+
+def _seed_frameworks(seed: int) -> Callable[[], None]:
+    """The same for torch and Keras, once (and only if) the script imports them.
+
+    ``torch.manual_seed(k)`` and ``keras.utils.set_random_seed(k)`` get a seed derived
+    from ``(seed, k)``; a script that seeds neither still starts torch's generator from
+    `seed` (torch's default seed is the same in every process).
+    """
+    from .frameworks.lazy import forget, on_import
+
+    restore: list[Callable[[], None]] = []
+
+    def patch(owner: Any, attr: str, tag: int) -> None:
+        original = getattr(owner, attr, None)
+        if original is None or getattr(original, "_netdoctor_seeded", False):
+            return
+
+        def seeded(user_seed=None, *args, **kwargs):
+            entropy = _derived_entropy(seed, user_seed, 0)
+            value = user_seed if entropy is None else _as_uint32([tag, *entropy])
+            return original(value, *args, **kwargs)
+
+        seeded._netdoctor_seeded = True
+        setattr(owner, attr, seeded)
+        restore.append(lambda: setattr(owner, attr, original))
+
+    def torch_imported(torch: Any) -> None:
+        original = torch.manual_seed
+        patch(torch, "manual_seed", _TAG_TORCH)
+        original(_as_uint32([seed, _TAG_TORCH, _TAG_FRESH]))
+
+    def keras_imported(keras: Any) -> None:
+        import sys
+
+        for name in ("keras.utils", "keras.src.utils", "keras.src.utils.rng_utils"):
+            module = sys.modules.get(name)
+            if module is not None:
+                patch(module, "set_random_seed", _TAG_KERAS)
+
+    on_import("torch", torch_imported)
+    on_import("keras", keras_imported)
+
+    def undo() -> None:
+        forget("torch", torch_imported)
+        forget("keras", keras_imported)
+        while restore:
+            restore.pop()()
 
     return undo
 

@@ -91,6 +91,15 @@ EVENT_KINDS: dict[str, str] = {
     "nonfinite": "tensor (e.g. 'loss', 'layer2.z', 'layer1.grad'), step: the first NaN/Inf seen; "
     "batch ('training', or 'probe' when only the probe batch's forward pass overflowed)",
     "roles": "params, gradients, activations (lists of names), ambiguous (list of str), how_to_name",
+    # step None. What a framework (torch, keras) said about the model; the ND7 rules read it.
+    "framework": "framework ('torch'|'keras'), model, layers (list of {name, kind, units, fan_in, "
+    "activation, trainable}), output_activation, output_units, loss_fn (the framework's name), "
+    "loss_kind ('mse'|'bce'|'ce'|None), from_logits (the loss applies its own softmax/sigmoid), "
+    "loss_location, optimizer, optimizer_location, batch_rows, target_min, target_max, y_shape; "
+    "torch also: backward_calls, backward_location, optimizer_steps, manual_updates, grad_checked, grad_stale "
+    "(checks after an update that found .grad still non-zero), params_outside_optimizer, frozen, "
+    "train_steps_in_eval, mode_sensitive, pred_shape, target_shape, broadcast, "
+    "ce_input_is_probability, bce_input_range",
     "stopped": "reason, step",
     "loss_source": "name (the code's variable holding its loss), kind ('mse'|'bce'|'ce'), reduction "
     "('sum'|'mean'|'mean_all'|'half_sum'|...): the loss netdoctor judges is the code's own",

@@ -138,7 +138,7 @@ class RunInfo:
     name: str
     status: str = "completed"          # one of RUN_STATUSES
     steps: int = 0                     # parameter updates observed
-    source: str = "reference"          # "reference" (netdoctor.MLP) or "script" or "object"
+    source: str = "reference"          # "reference" (netdoctor.MLP), "script", "object", "torch" or "keras"
     script: str | None = None
     layers: list[LayerInfo] = field(default_factory=list)
     loss: str | None = None            # "mse", "bce", "ce" when known

@@ -56,6 +56,16 @@ def sine(seed: int = 0, n: int = 40):
     return X, np.sin(X[:, 0]) + rng.normal(0.0, 0.05, n)
 
 
+def sine_targets_times(factor: float) -> Callable[[int], tuple]:
+    """The sine regression with targets scaled up: raw units (dollars, x**3) never standardised."""
+
+    def make(seed: int = 0):
+        X, y = sine(seed)
+        return X, y * factor
+
+    return make
+
+
 DATA: dict[str, Callable[[int], tuple]] = {
     "xor": xor,
     "xor_x20": xor_inputs_times(20.0),
@@ -63,6 +73,7 @@ DATA: dict[str, Callable[[int], tuple]] = {
     "xor_pm1": xor_plus_minus_targets,
     "blobs": blobs,
     "sine": sine,
+    "sine_y1e4": sine_targets_times(1e4),
 }
 
 
@@ -131,6 +142,66 @@ def _faulty(base: dict[str, Any], fault: str) -> dict[str, Any]:
     return _with(base, faults=(fault,))
 
 
+@dataclass(frozen=True)
+class FrameworkRun:
+    """A framework run (torch or Keras) as its watcher records it, built without the framework.
+
+    The ND7 rules read what a framework said about the model (the ``framework`` event),
+    the layers and the data; these facts are what :mod:`netdoctor.frameworks` records
+    when the bug is really there. ``tests/test_frameworks.py`` produces the same codes
+    from real torch and Keras training, where those are installed.
+    """
+
+    framework: str = "torch"
+    layers: tuple = (("fc1", 2, 8, "relu"), ("fc2", 8, 1, "sigmoid"))
+    facts: tuple = ()                      # (key, value) pairs merged into the framework event
+    targets: tuple = (0.0, 1.0, 1.0, 0.0)
+    loss: str = "bce"
+    losses: tuple = (0.7, 0.5, 0.3, 0.1)   # the loss series, one value per step
+
+    @property
+    def key(self) -> str:
+        return repr(self)
+
+    def run(self, seed: int = 0, name: str = "run"):
+        from netdoctor import probes
+        from netdoctor.trace import MODEL, Recorder, Trace
+        from netdoctor.types import LayerInfo, RunInfo
+
+        layers = [LayerInfo(name=n, fan_in=i, fan_out=o, activation=a, has_bias=True,
+                            is_output=k == len(self.layers) - 1)
+                  for k, (n, i, o, a) in enumerate(self.layers)]
+        classification = self.loss in ("bce", "ce")
+        info = RunInfo(name=name, steps=len(self.losses) - 1, source=self.framework, layers=layers,
+                       loss=self.loss, output=layers[-1].activation,
+                       task="classification" if classification else "regression",
+                       n_classes=2 if classification else None)
+        recorder = Recorder()
+        for step, value in enumerate(self.losses):
+            recorder.record(step, {(MODEL, "loss"): value})
+        trace = Trace(info, recorder)
+        y = np.asarray(self.targets, dtype=float)
+        X = np.linspace(-1, 1, 2 * len(y)).reshape(len(y), 2)
+        trace.add_event("data", probes.data_facts(X, y, y[:, None], None, layers[-1].fan_out))
+        facts = {"framework": self.framework, "output_activation": layers[-1].activation,
+                 "output_units": layers[-1].fan_out,
+                 "layers": [{"name": l.name, "units": l.fan_out, "activation": l.activation, "trainable": True}
+                            for l in layers]}
+        facts.update(dict(self.facts))
+        trace.add_event("framework", facts)
+        return trace
+
+
+_TORCH_LOOP = (("optimizer", "SGD"), ("backward_calls", 100), ("optimizer_steps", 100),
+               ("grad_checked", 99), ("grad_stale", 0), ("loss_fn", "binary_cross_entropy"),
+               ("loss_kind", "bce"))
+_KERAS_FIT = (("framework", "keras"), ("loss_fn", "binary_crossentropy"), ("loss_kind", "bce"),
+              ("from_logits", False), ("y_shape", [4]))
+_FROZEN_FC1 = (("layers", [{"name": "fc1", "units": 8, "activation": "relu", "trainable": False},
+                           {"name": "fc2", "units": 1, "activation": "sigmoid", "trainable": True}]),)
+_SOFTMAX_3 = (("fc1", 4, 16, "relu"), ("fc2", 16, 3, "softmax"))
+_CE_LOOP = tuple(dict(_TORCH_LOOP, loss_fn="cross_entropy", loss_kind="ce", from_logits=True).items())
+
 PAIRS: dict[str, Pair] = {
     "ND101": Pair(Config(_faulty(SEED_NET, "double_sigmoid"), "xor", 300), GOOD_XOR,
                   "the seed: sigmoid applied twice pins the XOR outputs at 0.5"),
@@ -185,6 +256,42 @@ PAIRS: dict[str, Pair] = {
     "ND603": Pair(Config(_with(BLOBS_SOFTMAX, layers=[2, 8, 1], output="sigmoid", loss="mse"), "blobs", 100),
                   GOOD_BLOBS,
                   "labels 0, 1, 2 trained against one sigmoid unit"),
+    # ND7: what torch/Keras recorded about the model (see FrameworkRun)
+    "ND701": Pair(FrameworkRun(layers=_SOFTMAX_3, loss="ce", targets=(0, 1, 2, 1),
+                               facts=_CE_LOOP + (("ce_input_is_probability", True),)),
+                  FrameworkRun(layers=(("fc1", 4, 16, "relu"), ("fc2", 16, 3, "linear")), loss="ce",
+                               targets=(0, 1, 2, 1), facts=_CE_LOOP + (("ce_input_is_probability", False),)),
+                  "F.softmax in forward() before nn.CrossEntropyLoss squashes twice"),
+    "ND702": Pair(FrameworkRun(layers=(("dense", 2, 8, "relu"), ("out", 8, 1, "linear")), facts=_KERAS_FIT),
+                  FrameworkRun(facts=_KERAS_FIT),
+                  "binary_crossentropy on a linear Dense(1) without from_logits=True"),
+    "ND703": Pair(FrameworkRun(layers=(("dense", 2, 8, "tanh"), ("out", 8, 1, "softmax")), facts=_KERAS_FIT),
+                  FrameworkRun(facts=_KERAS_FIT),
+                  "Dense(1, activation='softmax') is identically 1"),
+    "ND704": Pair(FrameworkRun(facts=_TORCH_LOOP + (("grad_stale", 99),)), FrameworkRun(facts=_TORCH_LOOP),
+                  ".grad still holds the last gradient after every update: no zero_grad()"),
+    "ND705": Pair(FrameworkRun(facts=_TORCH_LOOP + (("optimizer_steps", 0),), losses=(0.7,)),
+                  FrameworkRun(facts=_TORCH_LOOP),
+                  "backward() 100 times, optimizer.step() never"),
+    "ND706": Pair(FrameworkRun(facts=_TORCH_LOOP + _FROZEN_FC1), FrameworkRun(facts=_TORCH_LOOP),
+                  "requires_grad=False left on fc1 of an untrained model"),
+    "ND707": Pair(FrameworkRun(facts=_TORCH_LOOP + (("train_steps_in_eval", 90), ("mode_sensitive", ["drop"]))),
+                  FrameworkRun(facts=_TORCH_LOOP + (("train_steps_in_eval", 0), ("mode_sensitive", ["drop"]))),
+                  "model.eval() for validation and no model.train() before the next epoch"),
+    "ND708": Pair(FrameworkRun(layers=(("fc1", 1, 8, "tanh"), ("fc2", 8, 1, "linear")), loss="mse",
+                               targets=(0.1, 0.5, -0.3, 0.2),
+                               facts=_TORCH_LOOP + (("loss_fn", "mse_loss"), ("loss_kind", "mse"), ("broadcast", {
+                                   "pred_shape": [4, 1], "target_shape": [4], "result_shape": [4, 4]}))),
+                  FrameworkRun(layers=(("fc1", 1, 8, "tanh"), ("fc2", 8, 1, "linear")), loss="mse",
+                               targets=(0.1, 0.5, -0.3, 0.2),
+                               facts=_TORCH_LOOP + (("loss_fn", "mse_loss"), ("loss_kind", "mse"))),
+                  "MSELoss between (n, 1) predictions and (n,) targets"),
+    "ND709": Pair(FrameworkRun(layers=(("fc1", 2, 8, "linear"), ("fc2", 8, 1, "sigmoid")), facts=_TORCH_LOOP),
+                  FrameworkRun(facts=_TORCH_LOOP),
+                  "nn.Linear(2, 8) straight into nn.Linear(8, 1): one linear map"),
+    "ND710": Pair(Config(SINE_TANH, "sine_y1e4", 100), GOOD_SINE,
+                  "sine targets in raw units (x 1e4) into a linear output"),
+
 }
 
 

@@ -40,6 +40,12 @@ HEALTHY = [(spec, label, script) for spec in SPECS
            for label, script in case_scripts(spec).items() if label != "original"]
 
 
+def _skip_without(spec):
+    missing = spec.missing_requirements()
+    if missing:
+        pytest.skip(f"{spec.name} needs {', '.join(missing)}, which is not installed")
+
+
 def test_every_case_toml_is_valid():
     assert not BROKEN, "\n".join(str(e) for e in BROKEN)
 
@@ -54,6 +60,7 @@ def test_the_corpus_has_the_cases_the_issue_asks_for():
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", BUGGY, ids=[spec.name for spec in BUGGY])
 def test_original_is_flagged(spec):
+    _skip_without(spec)
     run = diagnose_script(spec.original, "original", timeout=spec.timeout)
     report = run.require_report()
     regressions = [code for code in spec.expect
@@ -72,6 +79,7 @@ def test_original_is_flagged(spec):
 @pytest.mark.parametrize("spec, label, script", HEALTHY,
                          ids=[f"{spec.name}-{label}" for spec, label, _ in HEALTHY])
 def test_fixed_and_extra_scripts_are_healthy(spec, label, script):
+    _skip_without(spec)
     run = diagnose_script(script, label, timeout=spec.timeout)
     report = run.require_report()
     declared = spec.known_unseen.get(script.name)

@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from ..config import Thresholds
-from ..observe.script import RunnerError, ScriptError, check_script, run_script
+from ..adapters import run as run_adapter
+from ..observe.script import RunnerError, ScriptError, check_script
 from ..report import ReportError, SAVE_FORMATS, protect_inputs, write_atomic
 from .output import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, emit
 
@@ -44,7 +45,7 @@ def run(args) -> int:
     traces = []
     for name, path in scripts:
         try:
-            traces.append(run_script(path, name=name, **options))
+            traces.append(run_adapter(path, name=name, **options))
         except ScriptError as exc:
             return _usage(exc)
         except RunnerError as exc:
@@ -55,6 +56,12 @@ def run(args) -> int:
     report = Report.from_traces(traces, thresholds=options["thresholds"], select=select)
     status = emit(report, fmt, args.output, args.fail_on, verbose=args.verbose)
     crashed = [trace for trace in traces if trace.info.status == "crashed"]
+    from ..frameworks import missing_framework_hint
+
+    for trace in crashed:
+        hint = missing_framework_hint(trace.info.error)
+        if hint:
+            print(f"netdoctor: {trace.info.script}: {hint}", file=sys.stderr)
     # The text report says so itself; a JSON report on stdout gets one line on stderr.
     for trace in crashed if fmt == "json" and not args.output else ():
         last = (trace.info.error or "").strip().splitlines()[-1:] or ["it ended abruptly"]

@@ -286,6 +286,7 @@ class ScriptRun:
         # An observer that fails to install is netdoctor's failure, not the script's:
         # it propagates to main() and is reported as an internal error.
         self.observer.install()
+        self._install_frameworks(globals_)
         try:
             try:
                 self.deadline.arm()
@@ -313,6 +314,7 @@ class ScriptRun:
                 )
         finally:
             self.observer.uninstall()
+            self.frameworks.uninstall()
         if status == "completed" and self.thread_stop:
             reason = self.thread_stop
             status = "timeout" if reason == "timeout" else "stopped"
@@ -350,16 +352,37 @@ class ScriptRun:
 
     def _steps(self) -> int:
         try:
-            return int(self.observer.steps)
+            return max(int(self.observer.steps), self.frameworks.steps if self.frameworks else 0)
         except Exception:  # noqa: BLE001 - a count is nice to have, never worth a crash
             return 0
+
+    # -- framework hook point (torch, keras): everything else lives in netdoctor.frameworks ---------
+    frameworks = None
+
+    def _install_frameworks(self, globals_: dict[str, Any]) -> None:
+        """Watchers that install themselves only if the script imports torch or keras."""
+        from ..frameworks.lazy import FrameworkHooks
+
+        spec = self.spec
+        self.frameworks = FrameworkHooks(
+            spec["name"], spec["thresholds"], user_files(self.script), globals_,
+            max_steps=spec.get("max_steps"), stop=self.StopRun,
+            # once a framework trains, the NumPy observer's profile hook is only overhead
+            on_first_step=self.observer.uninstall,
+        )
+        self.frameworks.install()
+
+    def _framework_trace(self, status: str, error: str | None, stop_text: str | None):
+        return None if self.frameworks is None else self.frameworks.finish(status, error, stop_text)
+    # -- end of the framework hook point ------------------------------------------------------------
 
     def _conclude(self, status: str, reason: str | None, error: str | None,
                   note: str | None = None) -> dict[str, Any]:
         steps = self._steps()
         stop_text = self._stop_text(reason, steps)
         try:
-            trace = self.observer.finish(status, error=error, stop_reason=stop_text)
+            trace = (self._framework_trace(status, error, stop_text)
+                     or self.observer.finish(status, error=error, stop_reason=stop_text))
         except Exception:  # noqa: BLE001 - the run still gets a report
             trace = _bare_trace(self.spec["name"], status, steps)
             self.notes.append(

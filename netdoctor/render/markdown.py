@@ -14,7 +14,7 @@ from urllib.parse import quote
 from typing import Any
 
 from .._version import __version__
-from ..report import write_atomic
+from ..files import write_atomic
 from . import verdict as verdict_mod
 from .verdict import Cause, Item, SourceExcerpt, Verdict
 

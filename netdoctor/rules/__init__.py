@@ -42,6 +42,7 @@ FAMILY_MODULES = (
     "nd4_params",
     "nd5_updates",
     "nd6_data",
+    "nd7_frameworks",
 )
 FAMILIES = {
     "ND1": "outputs and loss",
@@ -50,6 +51,7 @@ FAMILIES = {
     "ND4": "initialisation and parameters",
     "ND5": "updates",
     "ND6": "data",
+    "ND7": "model construction and frameworks",
 }
 RETIRED: dict[str, str] = {}  # code -> why it was retired; never reassign these codes
 

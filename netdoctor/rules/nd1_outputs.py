@@ -603,7 +603,10 @@ def non_finite(ctx: RuleContext):
         values = np.asarray(values, dtype=float).ravel()[: len(steps)]
         if len(values):
             seen_any_data = True
-            bad = np.flatnonzero(~np.isfinite(values))
+            # The probe loss is measured only at steps with a probe forward pass (a schedule
+            # may space them out): NaN there is "not measured"; a real NaN probe loss is
+            # counted in the model's `nonfinite` series, read above.
+            bad = np.flatnonzero(np.isinf(values) if quantity == "probe_loss" else ~np.isfinite(values))
             if len(bad):
                 sightings.append((int(steps[bad[0]]), quantity, None))
     outputs = trace.outputs

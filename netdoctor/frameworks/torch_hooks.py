@@ -1,0 +1,729 @@
+"""PyTorch: global hooks that observe any model, any loop and any optimizer.
+
+What is hooked, and why each:
+
+* ``register_module_forward_pre_hook`` / ``register_module_forward_hook`` (global):
+  which module the user calls (the *root*: a module with parameters called from
+  outside any other module), its first input batch (the probe batch and the data
+  facts), the mode it trains in, and -- during netdoctor's own probe forward only --
+  every layer's input and output;
+* ``register_optimizer_step_pre_hook`` / ``_post_hook`` (global): a step is one
+  ``optimizer.step()``; before it the weights are copied on scheduled steps, after it
+  the gradient used and the change applied are measured;
+* ``torch.Tensor.backward``: the loss of each step, whether ``.grad`` still held the
+  previous step's gradient (never zeroed), and, for tutorial loops with no optimizer
+  (``w.data.sub_(lr * w.grad)``), the parameters themselves (the leaves of the loss's
+  graph) and the steps (a backward after which the leaves moved);
+* the loss functions of ``torch.nn.functional`` (which ``nn.MSELoss`` & co. call too):
+  the loss kind, the prediction and target shapes (broadcasting), the targets, and
+  whether a cross-entropy receives probabilities instead of logits;
+* ``nn.Module.__init__`` and ``Optimizer.__init__``: the user's line that built each
+  layer, loss and optimizer, for the findings' locations.
+
+Statistics use torch operations on the tensors' own device; a few scalars come to the
+CPU per recorded step (:mod:`netdoctor.frameworks.tensor_stats`). The probe batch (at
+most 64 rows of the first batch) runs through the model in eval mode under
+``no_grad`` at scheduled steps, and the modes are restored exactly afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import weakref
+from typing import Any
+
+import numpy as np
+
+from . import STATE
+from .session import FrameworkSession, PROBE_SIZE, layer_info
+from .sites import UserFiles, location, user_site
+from .tensor_stats import LayerTensors, Ops, layer_stats
+from ..trace import MODEL
+
+DATA_ROWS = 4096          # rows of the first batch kept for the data facts
+GRAD_CHECKS_DENSE = 16    # stale-gradient checks at every step for this many steps, then sparser
+_LOSSES = {               # torch.nn.functional name -> (netdoctor loss kind, applies its own softmax/sigmoid)
+    "mse_loss": ("mse", False),
+    "l1_loss": ("mse", False),
+    "smooth_l1_loss": ("mse", False),
+    "huber_loss": ("mse", False),
+    "binary_cross_entropy": ("bce", False),
+    "binary_cross_entropy_with_logits": ("bce", True),
+    "cross_entropy": ("ce", True),
+    "nll_loss": ("ce", False),
+}
+_MODE_SENSITIVE = ("Dropout", "BatchNorm", "AlphaDropout", "InstanceNorm")
+
+
+def torch_ops() -> Ops:
+    import torch
+
+    def nonfinite(x):
+        return (~torch.isfinite(x)).sum()
+
+    def fetch(xs):
+        return torch.stack([x.detach().to(torch.float64).reshape(()) for x in xs]).cpu().tolist()
+
+    return Ops(
+        sq=lambda x: torch.linalg.vector_norm(x.detach()).square(),
+        total=lambda x: x.detach().sum(),
+        abs_total=lambda x: x.detach().abs().sum(),
+        dot=lambda x, y: (x.detach() * y.detach()).sum(),
+        nonfinite=lambda x: nonfinite(x.detach()),
+        size=lambda x: int(x.numel()),
+        fetch=fetch,
+    )
+
+
+def identify_activation(z: np.ndarray, a: np.ndarray) -> str | None:
+    """Which elementwise (or row-softmax) function maps `z` to `a`, or None."""
+    if z.shape != a.shape or z.size == 0:
+        return None
+    with np.errstate(all="ignore"):
+        candidates = {
+            "linear": z,
+            "relu": np.maximum(z, 0.0),
+            "sigmoid": 1.0 / (1.0 + np.exp(-z)),
+            "tanh": np.tanh(z),
+            "leaky_relu": np.where(z > 0, z, 0.01 * z),
+            "softmax": _softmax(z),
+            "log_softmax": np.log(_softmax(z)),
+        }
+    scale = max(float(np.nanmax(np.abs(a))) if np.isfinite(a).any() else 1.0, 1e-6)
+    best, err = None, math.inf
+    for name, value in candidates.items():
+        e = float(np.nanmax(np.abs(value - a))) if value.shape == a.shape else math.inf
+        if e < err:
+            best, err = name, e
+    if best == "softmax" and z.ndim >= 2 and z.shape[-1] == 1:
+        return "softmax"
+    # ties (relu == linear on positive z, ...) go to the simpler function listed first
+    return best if err <= 1e-4 * max(scale, 1.0) else None
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    if z.ndim < 2:
+        z = z.reshape(1, -1)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _np(t: Any, rows: int | None = None) -> np.ndarray:
+    t = t.detach()
+    if rows is not None and t.ndim >= 1:
+        t = t[:rows]
+    return t.to("cpu").double().numpy()
+
+
+class TorchWatcher:
+    """Watches every torch model trained in this process; builds one Trace."""
+
+    def __init__(self, name: str = "original", thresholds: Any = None, user_files: Any = None,
+                 module_globals: dict | None = None):
+        import torch
+
+        self.torch = torch
+        self.name = name
+        self.files = user_files if isinstance(user_files, UserFiles) else UserFiles(user_files)
+        self.session = FrameworkSession(name, "torch", thresholds)
+        self.ops = torch_ops()
+        self.module_globals = module_globals
+        self._handles: list = []
+        self._patched: list[tuple[Any, str, Any]] = []
+        self.sites: dict[int, Any] = {}
+        self.optimizers: list = []          # weak references, in construction order
+        self.root = None
+        self.depth = 0
+        self.step = 0
+        self.backward_calls = 0
+        self.manual = False                 # steps found from hand-written updates
+        self.params: list[tuple[str, Any]] | None = None
+        self.layers: list[dict[str, Any]] = []
+        self._first_input = None
+        self._first_target = None
+        self._loss_fn = None                # (original function, keyword arguments) for the probe loss
+        self._loss_tensor = None
+        self._before: dict[int, Any] | None = None
+        self._stepped_since_backward = False
+        self._capture: list | None = None
+        self._snap: dict[int, Any] | None = None
+        self._snap_grads: dict[int, Any] | None = None
+        self._snap_loss = None
+        self._started = False
+        self._order: dict[int, int] = {}
+        self.facts = self.session.facts
+        self.facts.update(backward_calls=0, optimizer_steps=0, grad_checks=0, grad_stale=0,
+                          train_steps_in_eval=0, mode_sensitive=[], loss_calls=0)
+
+    # -- installing ------------------------------------------------------------------------------
+    def install(self) -> None:
+        torch = self.torch
+        import torch.nn.functional as F
+        from torch.nn.modules import module as module_mod
+        from torch.optim import optimizer as optim_mod
+
+        self._handles = [
+            module_mod.register_module_forward_pre_hook(self._pre_forward),
+            module_mod.register_module_forward_hook(self._post_forward),
+            optim_mod.register_optimizer_step_pre_hook(self._pre_step),
+            optim_mod.register_optimizer_step_post_hook(self._post_step),
+        ]
+        watcher = self
+        backward = torch.Tensor.backward
+
+        def watched_backward(tensor, *args, **kwargs):
+            if STATE["keras_fits"]:
+                return backward(tensor, *args, **kwargs)
+            watcher._before_backward(tensor)
+            result = backward(tensor, *args, **kwargs)
+            watcher._after_backward(tensor)
+            return result
+
+        module_init = torch.nn.Module.__init__
+
+        def watched_module_init(module, *args, **kwargs):
+            module_init(module, *args, **kwargs)
+            site = user_site(watcher.files, 2)
+            if site is not None:
+                watcher.sites.setdefault(id(module), site)
+
+        optim_init = torch.optim.Optimizer.__init__
+
+        def watched_optim_init(optimizer, *args, **kwargs):
+            optim_init(optimizer, *args, **kwargs)
+            watcher.optimizers.append(weakref.ref(optimizer))
+            site = user_site(watcher.files, 2)
+            if site is not None:
+                watcher.sites.setdefault(id(optimizer), site)
+
+        self._patch(torch.Tensor, "backward", watched_backward)
+        self._patch(torch.nn.Module, "__init__", watched_module_init)
+        self._patch(torch.optim.Optimizer, "__init__", watched_optim_init)
+        for fname in _LOSSES:
+            original = getattr(F, fname, None)
+            if original is not None:
+                self._patch(F, fname, self._loss_wrapper(fname, original))
+
+    def _patch(self, owner: Any, attr: str, value: Any) -> None:
+        self._patched.append((owner, attr, getattr(owner, attr)))
+        setattr(owner, attr, value)
+
+    def uninstall(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        for owner, attr, original in reversed(self._patched):
+            setattr(owner, attr, original)
+        self._patched = []
+
+    # -- forward -------------------------------------------------------------------------------
+    def _pre_forward(self, module, args):
+        if STATE["keras_fits"]:
+            return None
+        if self._capture is None and self.depth == 0 and self.torch.is_grad_enabled():
+            if self.root is None and any(True for _ in module.parameters()):
+                self.root = module
+            if module is self.root and self._first_input is None and args and self.torch.is_tensor(args[0]):
+                self._first_input = args[0].detach()[:DATA_ROWS].clone()
+        self.depth += 1
+        return None
+
+    def _post_forward(self, module, args, output):
+        if STATE["keras_fits"]:
+            return None
+        self.depth = max(self.depth - 1, 0)
+        if self._capture is not None:
+            if self.torch.is_tensor(output) and args and self.torch.is_tensor(args[0]):
+                self._capture.append((module, args[0], output))
+        elif self.depth == 0 and module is self.root and self.torch.is_tensor(output):
+            self._root_output = output
+        return None
+
+    # -- losses --------------------------------------------------------------------------------
+    def _loss_wrapper(self, fname: str, original):
+        watcher = self
+        kind, own_squash = _LOSSES[fname]
+
+        def loss(input, target, *args, **kwargs):
+            if not STATE["keras_fits"] and watcher.torch.is_grad_enabled():
+                watcher._saw_loss(fname, kind, own_squash, original, input, target, args, kwargs)
+            return original(input, target, *args, **kwargs)
+
+        loss.__wrapped__ = original
+        loss.__name__ = fname
+        return loss
+
+    def _saw_loss(self, fname, kind, own_squash, original, input, target, args, kwargs) -> None:
+        facts = self.facts
+        facts["loss_calls"] += 1
+        if facts.get("loss_fn") is not None:
+            return
+        torch = self.torch
+        if not (torch.is_tensor(input) and torch.is_tensor(target)):
+            return
+        facts.update(loss_fn=fname, loss_kind=kind, from_logits=own_squash,
+                     pred_shape=list(input.shape), target_shape=list(target.shape))
+        site = user_site(self.files, 3)
+        facts["loss_call_location"] = site
+        # the loss module that called us, if any: its construction line is "where the loss is built"
+        frame = sys._getframe(2)
+        while frame is not None and frame.f_code.co_filename not in self.files:
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, torch.nn.Module) and id(owner) in self.sites:
+                facts["loss_location"] = self.sites[id(owner)]
+                facts["loss_module"] = type(owner).__name__
+            frame = frame.f_back
+        facts.setdefault("loss_location", site)
+        if kind == "mse" and tuple(input.shape) != tuple(target.shape):
+            try:
+                broadcast = tuple(torch.broadcast_shapes(input.shape, target.shape))
+            except RuntimeError:
+                broadcast = None
+            facts["broadcast"] = {"pred_shape": list(input.shape), "target_shape": list(target.shape),
+                                  "result_shape": None if broadcast is None else list(broadcast)}
+        with torch.no_grad():
+            x = input.detach()
+            if kind == "ce" and x.dim() >= 2 and x.shape[-1] > 1:
+                rows = x.reshape(-1, x.shape[-1])[:256].double()
+                sums = rows.sum(dim=-1)
+                facts["ce_input_is_probability"] = bool(((rows >= 0) & (rows <= 1)).all()
+                                                        and ((sums - 1).abs() < 1e-4).all())
+                facts["ce_input_is_log_probability"] = bool((rows <= 1e-6).all() and
+                                                            ((rows.exp().sum(dim=-1) - 1).abs() < 1e-4).all())
+            if kind == "bce":
+                facts["bce_input_range"] = [float(x.min()), float(x.max())] if x.numel() else None
+            t = target.detach()
+            facts["target_min"] = float(t.min()) if t.numel() else math.nan
+            facts["target_max"] = float(t.max()) if t.numel() else math.nan
+        self._first_target = target.detach()[:DATA_ROWS].clone()
+        self._loss_fn = (original, args, {k: v for k, v in kwargs.items() if k != "weight"})
+
+    # -- backward ------------------------------------------------------------------------------
+    def _before_backward(self, loss) -> None:
+        self.backward_calls += 1
+        self.facts["backward_calls"] = self.backward_calls
+        if self.backward_calls == 1:
+            self.facts["backward_location"] = user_site(self.files, 3)
+        self._loss_tensor = loss
+        if self.params is None:
+            self._find_params(loss)
+        if not self.optimizer_mode:
+            # Parameters that moved with no optimizer step in between: a hand-written update.
+            self._manual_step_check()
+        if self._stepped_since_backward or (self.manual and self._moved):
+            self._check_stale_grads()
+        self._stepped_since_backward = False
+        self._moved = False
+
+    optimizer_mode = False   # an optimizer's step() updates the parameters (decided at its first step)
+
+    def _after_backward(self, loss) -> None:
+        if not self.optimizer_mode and self.params:
+            # what the next update will use, and where the parameters stand before it
+            self._snap = {id(p): p.detach().clone() for _, p in self.params}
+            self._snap_grads = {id(p): None if p.grad is None else p.grad.detach().clone() for _, p in self.params}
+            self._snap_loss = loss.detach()
+
+    _moved = False
+
+    def _find_params(self, loss) -> None:
+        torch = self.torch
+        if self.root is not None:
+            self.params = [(n, p) for n, p in self.root.named_parameters()]
+            return
+        leaves, seen, stack = [], set(), [getattr(loss, "grad_fn", None)]
+        while stack:
+            fn = stack.pop()
+            if fn is None or id(fn) in seen:
+                continue
+            seen.add(id(fn))
+            variable = getattr(fn, "variable", None)
+            if variable is not None and torch.is_tensor(variable):
+                leaves.append(variable)
+            stack.extend(next_fn for next_fn, _ in getattr(fn, "next_functions", ()))
+        names = {}
+        for key, value in (self.module_globals or {}).items():
+            if torch.is_tensor(value):
+                names.setdefault(id(value), key)
+        leaves.reverse()
+        self.params = [(names.get(id(p), f"param{i}"), p) for i, p in enumerate(leaves)]
+
+    def _check_stale_grads(self) -> None:
+        checks = self.facts["grad_checks"]
+        if checks >= GRAD_CHECKS_DENSE and checks % 16:
+            self.facts["grad_checks"] += 1   # seen, not looked at: checking costs a pass per tensor
+            return
+        stale = False
+        for _, p in self.params or ():
+            g = p.grad
+            if g is not None and bool((g != 0).any()):
+                stale = True
+                break
+        self.facts["grad_checks"] += 1
+        self.facts["grad_checked"] = self.facts.get("grad_checked", 0) + 1
+        self.facts["grad_stale"] += int(stale)
+
+    # -- steps: optimizer ----------------------------------------------------------------------
+    def _pre_step(self, optimizer, args, kwargs):
+        if STATE["keras_fits"] or self.manual:
+            return None   # hand-written updates were found first; an optimizer here is not the trainer
+        if self.params is None:
+            self.params = [(n, p) for n, p in self.root.named_parameters()] if self.root is not None else None
+        if not self._owns(optimizer):
+            return None
+        if not self.optimizer_mode:
+            self.optimizer_mode = True
+            self._snap = self._snap_grads = None
+            if all(ref() is not optimizer for ref in self.optimizers):
+                self.optimizers.append(weakref.ref(optimizer))
+        step = self.step + 1
+        if step == 1:
+            self._start(optimizer)
+        if self.session.wants_params(step):
+            with self.session.timing("params"):
+                self._before = {id(p): p.detach().clone() for spec in self.layers for p in spec["tensors"]}
+        else:
+            self._before = None
+        if self.root is not None:
+            self._check_mode()
+        return None
+
+    def _post_step(self, optimizer, args, kwargs):
+        if STATE["keras_fits"] or self.manual or not self._owns(optimizer):
+            return None
+        self.step += 1
+        self.session.steps = self.step
+        self.facts["optimizer_steps"] = self.step
+        self._stepped_since_backward = True
+        self._record_step(self.step, self._before, grads=None, loss=self._loss_tensor)
+        self._before = None
+        self.session.after_step(self.step)
+        return None
+
+    def _owns(self, optimizer) -> bool:
+        if self.params is None:
+            return True
+        ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        return any(id(p) in ids for _, p in self.params)
+
+    _sensitive = None
+
+    def _check_mode(self) -> None:
+        root = self.root
+        if self._sensitive is None:  # the modules whose behaviour depends on the mode, once
+            self._sensitive = [name for name, m in root.named_modules()
+                               if type(m).__name__.startswith(_MODE_SENSITIVE)]
+        sensitive = self._sensitive
+        if sensitive and not root.training:
+            self.facts["train_steps_in_eval"] += 1
+            self.facts["mode_sensitive"] = sensitive[:5]
+
+    # -- steps: hand-written updates -------------------------------------------------------------
+    def _manual_step_check(self) -> None:
+        if self._snap is None or not self.params:
+            return
+        moved = any(not self.torch.equal(p.detach(), self._snap[id(p)]) for _, p in self.params)
+        if not moved:
+            return
+        self.manual = self._moved = True
+        if self.step == 0:
+            self._start(None, weights=self._snap)
+        self.step += 1
+        self.session.steps = self.step
+        self._record_step(self.step, self._snap, grads=self._snap_grads, loss=self._snap_loss)
+        self._snap = None  # counted; the next backward() takes a new snapshot
+        self.session.after_step(self.step)
+
+    # -- the first step: what the model is ------------------------------------------------------------
+    def _start(self, optimizer, weights: dict | None = None) -> None:
+        """Step 0; `weights` stand in for the parameters' values before the first update."""
+        self._started = True
+        torch = self.torch
+        params = self.params or []
+        if self.root is not None:
+            self._layers_from_root()
+        else:
+            self._layers_from_leaves(params)
+        if optimizer is not None:
+            self.facts["optimizer"] = type(optimizer).__name__
+            self.facts["optimizer_location"] = self.sites.get(id(optimizer))
+            self.facts["lr"] = optimizer.param_groups[0].get("lr")
+            owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
+            self.facts["params_outside_optimizer"] = [
+                n for n, p in params if p.requires_grad and id(p) not in owned]
+        self.facts["frozen"] = [spec["name"] for spec in self.layers if spec["frozen"]]
+        values: dict = {}
+        self._param_values(values, before=None, grads=None, weights=weights)
+        outputs = self._probe(values, describe=True)
+        loss = self._loss_float(self._loss_tensor if optimizer is not None else self._snap_loss)
+        if loss is None:
+            loss = values.get((MODEL, "probe_loss"))
+        if loss is not None:
+            values[(MODEL, "loss")] = loss
+        self.session.record(0, values, outputs, params=True)
+        for spec in self.layers:
+            w, b = self._numpy_params(spec, weights)
+            self.session.param_event("param_init", spec["name"], w, b, spec["activation"], 0)
+
+    def _layers_from_root(self) -> None:
+        torch = self.torch
+        specs = []
+        for name, module in self.root.named_modules():
+            own = dict(module.named_parameters(recurse=False))
+            weight = own.get("weight")
+            if weight is None or weight.dim() < 2:
+                continue
+            bias = own.get("bias")
+            specs.append({
+                "name": name or type(module).__name__.lower(), "module": module, "weight": weight, "bias": bias,
+                "kind": type(module).__name__, "activation": None,
+                "fan_in": int(np.prod(weight.shape[1:])), "fan_out": int(weight.shape[0]),
+                "location": self.sites.get(id(module)),
+                "frozen": not any(p.requires_grad for p in own.values()),
+                "tensors": [p for p in (weight, bias) if p is not None],
+            })
+        self.layers = specs
+
+    def _layers_from_leaves(self, params) -> None:
+        specs, current = [], None
+        for name, p in params:
+            if current is not None and current["bias"] is None and p.dim() == 1 and \
+                    p.shape[0] in (current["weight"].shape[-1], current["weight"].shape[0]):
+                current["bias"] = p
+                current["tensors"].append(p)
+                current["name"] = f"{current['name']}, {name}"
+                continue
+            current = {"name": name, "module": None, "weight": p, "bias": None, "kind": "tensor",
+                       "activation": None, "fan_in": int(p.shape[0]) if p.dim() else 1,
+                       "fan_out": int(p.shape[-1]) if p.dim() > 1 else 1,
+                       "location": None, "frozen": False, "tensors": [p]}
+            specs.append(current)
+        for spec in specs:
+            spec["location"] = self._tensor_site(spec["name"].split(",")[0])
+        self.layers = specs
+
+    def _tensor_site(self, name: str):
+        from ..observe.sites import init_site
+
+        try:
+            return init_site(name, [f for f in (self.files.files or ())])
+        except Exception:  # noqa: BLE001 - a location is a nicety
+            return None
+
+    def _describe(self) -> None:
+        layers, n = self.layers, len(self.layers)
+        info = [
+            layer_info(s["name"], s["fan_in"], s["fan_out"], s["activation"], s["bias"] is not None,
+                       k == n - 1, s["location"],
+                       (f"{s['name']}.weight",) + ((f"{s['name']}.bias",) if s["bias"] is not None else ()))
+            for k, s in enumerate(layers)
+        ]
+        rows = None if self._first_input is None else int(self._first_input.shape[0])
+        sizes = [layers[0]["fan_in"]] + [s["fan_out"] for s in layers] if layers else None
+        output = layers[-1]["activation"] if layers else None
+        kind = self.facts.get("loss_kind")
+        self.session.describe(info, loss=kind, output=output, batch_rows=rows, sizes=sizes)
+        self.facts.update({
+            "model": type(self.root).__name__ if self.root is not None else None,
+            "layers": [{"name": s["name"], "kind": s["kind"], "units": s["fan_out"], "fan_in": s["fan_in"],
+                        "activation": s["activation"], "trainable": not s["frozen"],
+                        "location": s["location"]} for s in layers],
+            "output_activation": output,
+            "output_units": layers[-1]["fan_out"] if layers else None,
+            "batch_rows": rows,
+        })
+
+    # -- measuring ------------------------------------------------------------------------------
+    def _record_step(self, step: int, before: dict | None, grads: dict | None, loss) -> None:
+        s = self.session
+        self._flush()
+        if not s.wants(step):
+            self._pending = (step, loss)
+            return
+        self._pending = None
+        values: dict = {}
+        value = self._loss_float(loss)
+        if value is not None:
+            values[(MODEL, "loss")] = value
+        params = before is not None and s.wants_params(step) or (self.manual and s.wants_params(step))
+        if params:
+            with s.timing("params"):
+                self._param_values(values, before=before, grads=grads)
+        outputs = None
+        if s.wants_outputs(step):
+            with s.timing("outputs"):
+                outputs = self._probe(values)
+        # held back until the next step: the last step of a run gets everything (finish)
+        self._row = (step, values, outputs, params)
+
+    _pending = None
+    _row = None
+
+    def _flush(self) -> None:
+        if self._row is not None:
+            step, values, outputs, params = self._row
+            self._row = None
+            self.session.record(step, values, outputs, params=params)
+
+    def _loss_float(self, loss) -> float | None:
+        if loss is None or not self.torch.is_tensor(loss) or loss.numel() != 1:
+            return None
+        return float(loss.detach().reshape(()))
+
+    def _param_values(self, values: dict, before: dict | None, grads: dict | None,
+                      weights: dict | None = None) -> None:
+        tensors = []
+        for spec in self.layers:
+            w, b = spec["weight"], spec["bias"]
+            if weights is not None:
+                t = LayerTensors(spec["name"], weights.get(id(w), w),
+                                 None if b is None else weights.get(id(b), b))
+                tensors.append(t)
+                continue
+            t = LayerTensors(spec["name"], w, b)
+            for p, gattr, dattr in ((w, "grad_w", "delta_w"), (b, "grad_b", "delta_b")):
+                if p is None:
+                    continue
+                g = grads.get(id(p)) if grads is not None else p.grad
+                if g is not None:
+                    setattr(t, gattr, g)
+                if before is not None and id(p) in before:
+                    setattr(t, dattr, p.detach() - before[id(p)])
+            tensors.append(t)
+        if tensors:
+            values.update(layer_stats(self.ops, tensors))
+
+    def _numpy_params(self, spec, weights: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        weights = weights or {}
+        w = _np(weights.get(id(spec["weight"]), spec["weight"]))
+        if spec["module"] is not None:       # torch stores (out, in); netdoctor reads (in, out)
+            w = w.reshape(w.shape[0], -1).T
+        else:
+            w = w.reshape(-1, 1) if w.ndim < 2 else w
+        b = spec["bias"]
+        return w, None if b is None else _np(weights.get(id(b), b))
+
+    def _probe(self, values: dict, describe: bool = False):
+        """The probe batch through the model (eval mode, no_grad), layer by layer."""
+        torch = self.torch
+        if self.root is None or self._first_input is None:
+            if describe:
+                self._describe()
+            return None
+        probe = getattr(self, "_probe_x", None)
+        if probe is None:
+            idx = np.linspace(0, len(self._first_input) - 1, min(PROBE_SIZE, len(self._first_input))).round()
+            self._probe_idx = np.unique(idx.astype(int))
+            probe = self._probe_x = self._first_input[torch.as_tensor(self._probe_idx)]
+        modes = {m: m.training for m in self.root.modules()}
+        self._capture = []
+        try:
+            with torch.no_grad():
+                self.root.eval()
+                out = self.root(probe)
+        except Exception:  # noqa: BLE001 - a model that will not take its own first batch again
+            self._capture = None
+            if describe:
+                self._describe()
+            return None
+        finally:
+            for module, training in modes.items():
+                module.training = training
+        captured, self._capture = self._capture, None
+        if not torch.is_tensor(out):
+            if describe:
+                self._describe()
+            return None
+        by_module = {}
+        for module, inp, output in captured:
+            by_module.setdefault(id(module), (inp, output))
+        out_np = _np(out)
+        layers = []
+        for k, spec in enumerate(self.layers):
+            pair = by_module.get(id(spec["module"]))
+            if pair is None:
+                continue
+            z = _np(pair[1])
+            if k + 1 < len(self.layers):
+                nxt = by_module.get(id(self.layers[k + 1]["module"]))
+                a = _np(nxt[0]) if nxt is not None else None
+            else:
+                a = out_np
+            if describe:
+                spec["activation"] = identify_activation(z, a) if a is not None else None
+            layers.append((spec["name"], z, z if a is None or a.shape != z.shape else a, spec["activation"],
+                           k < len(self.layers) - 1))
+        if describe:
+            self._describe()
+            self._set_data(out_np)
+        values.update(self.session.probe_values(out_np.reshape(len(out_np), -1), layers,
+                                                self._probe_loss(out)))
+        return out_np.reshape(len(out_np), -1)
+
+    def _set_data(self, out_np: np.ndarray) -> None:
+        if self._first_target is None or self._first_input is None:
+            return
+        X = _np(self._first_input)
+        y = _np(self._first_target)
+        if len(y) != len(X):
+            return
+        units = out_np.shape[-1] if out_np.ndim > 1 else 1
+        Y = y
+        if self.facts.get("loss_kind") == "ce" and y.ndim == 1 and units > 1:
+            labels = y.astype(int)
+            if labels.min() >= 0 and labels.max() < units:
+                Y = np.eye(units)[labels]
+        elif y.ndim == 1:
+            Y = y[:, None]
+        self.session.set_data(X.reshape(len(X), -1), y, Y, units, idx=self._probe_idx)
+
+    def _probe_loss(self, out) -> float | None:
+        if self._loss_fn is None or self._first_target is None:
+            return None
+        fn, args, kwargs = self._loss_fn
+        try:
+            target = self._first_target[self.torch.as_tensor(self._probe_idx)]
+            with self.torch.no_grad():
+                return float(fn(out, target, *args, **kwargs).reshape(-1).mean())
+        except Exception:  # noqa: BLE001
+            return None
+
+    # -- the end ------------------------------------------------------------------------------------
+    def finish(self, status: str = "completed", *, error: str | None = None, stop_reason: str | None = None):
+        s = self.session
+        s.max_steps = None  # the run is over: summarising must not stop it again
+        if not self.optimizer_mode and self._snap is not None and self.params:
+            self._manual_step_check()      # an update after the last backward
+        if not self._started and self.backward_calls and self.params:
+            self._start(None)               # backward() ran, nothing ever moved
+        row, self._row = self._row, None
+        if row is not None:
+            step, values, outputs, params = row
+            if step == self.step and self._pending is None:
+                if not params:
+                    self._param_values(values, before=None, grads=self._snap_grads if self.manual else None)
+                if outputs is None:
+                    outputs = self._probe(values)
+                params = True
+            s.record(step, values, outputs, params=params)
+        if self._pending is not None and self.step > (s.recorder.last_step or 0):
+            step, loss = self._pending
+            values: dict = {}
+            value = self._loss_float(loss)
+            if value is not None:
+                values[(MODEL, "loss")] = value
+            self._param_values(values, before=None, grads=None if not self.manual else self._snap_grads)
+            outputs = self._probe(values)
+            s.record(step, values, outputs, params=True)
+        for spec in self.layers:
+            w, b = self._numpy_params(spec)
+            s.param_event("param_final", spec["name"], w, b, spec["activation"], self.step)
+        self.facts["manual_updates"] = self.manual
+        self.facts["steps"] = self.step
+        s.steps = self.step
+        return s.finish(status, error=error, stop_reason=stop_reason)
+
+    @property
+    def steps(self) -> int:
+        return self.step
