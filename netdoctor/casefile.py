@@ -292,10 +292,6 @@ def _buggy_case(fields: _Fields, common: dict[str, Any]) -> CaseSpec:
             fail(f"`expected_failures` names {code}, a member of `expect_any`: a group is met by "
                  "any of its codes, so drop the code from the group instead")
 
-    requires = data.get("requires", [])
-    if not isinstance(requires, list) or not all(isinstance(r, str) and r.strip() for r in requires):
-        fail("`requires` must be a list of module names, e.g. [\"torch\"]")
-
     return CaseSpec(
         original=original,
         fixed=fixed,

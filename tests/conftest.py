@@ -7,9 +7,14 @@ findings, so the judging helpers are tested without running any network.
 
 from __future__ import annotations
 
+import os
 from typing import Iterable
 
 import pytest
+
+# Keras 3 needs a backend; the tests (and the scripts they run) use torch's, so that the
+# README's test command works from a fresh shell without exporting anything.
+os.environ.setdefault("KERAS_BACKEND", "torch")
 
 pytest_plugins = ["pytester"]
 
