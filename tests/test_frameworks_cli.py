@@ -50,7 +50,11 @@ def test_an_unmodified_torch_script_with_accumulating_gradients():
     assert finding["location"]["file"].endswith("torch_grad_accumulates.py")
     status, report, _ = diagnose("torch_grad_accumulates.py", "--", "--zero")
     assert report["runs"]["original"]["steps"] >= 50
-    assert "ND704" not in codes(report) and report["ok"], report["findings"]
+    assert "ND704" not in codes(report), report["findings"]
+    assert not any(f["severity"] == "error" for f in report["findings"]), report["findings"]
+    # Tensors updated by hand, outputs never kept: honestly only partly observed, not healthy.
+    run = report["runs"]["original"]
+    assert run["state"] == "partly observed" and run["coverage"]["outputs"] is not None
 
 
 def test_an_unmodified_keras_script():

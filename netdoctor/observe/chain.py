@@ -948,8 +948,13 @@ def _longest(links: list[_Link], found: dict[int, Found] | None = None) -> Chain
             l_params, l_values = roles(l)
             extend(path + [l], params | l_params, values | l_values, aug + (plus_one,))
 
-    starts = [l for l in links if l.out is not None and id(l.x.array) not in produced] or \
-             [l for l in links if l.out is not None]
+    def can_start(l: _Link) -> bool:
+        # A link kept after its input went out of reach starts a chain only when the input
+        # it was extended from ([x, 1] -> x) is still there to be the chain's input.
+        return l.out is not None and (l.gone_since is None or _source_of(l, found) is not None)
+
+    starts = [l for l in links if can_start(l) and id(l.x.array) not in produced] or \
+             [l for l in links if can_start(l)]
     for l in starts[:MAX_LINK_CANDIDATES]:
         l_params, l_values = roles(l)
         if l_params & l_values:
