@@ -107,6 +107,8 @@ class Path:
         value = self.resolve(ctx)
         if isinstance(value, np.ndarray):
             return value
+        if isinstance(value, (list, tuple)):
+            return list_box(self, value)
         return scalar_box(self, value)
 
 
@@ -190,6 +192,42 @@ def scalar_box(path: "Path", value: Any) -> np.ndarray | None:
         _BOXES.clear()
     box = np.array(float(value))
     _BOXES[key] = (value, box)
+    return box
+
+
+_LIST_BOXES: dict[tuple, tuple[int, np.ndarray]] = {}
+MAX_LIST_NUMBERS = 4096
+
+
+def list_box(path: "Path", value: list | tuple) -> np.ndarray | None:
+    """Data kept as plain Python lists (``[[0, 0], [0, 1], ...]``, ``[1, 0, 0, 1]``), as the
+    array the code will make of it: one array per content, like :func:`scalar_box`."""
+    if not value or len(value) > MAX_LIST_NUMBERS:
+        return None
+    first = value[0]
+    if is_scalar(first):
+        if not all(is_scalar(v) for v in value):
+            return None
+        flat = tuple(float(v) for v in value)
+        shape: tuple = (len(value),)
+    elif isinstance(first, (list, tuple)) and first and all(is_scalar(v) for v in first):
+        width = len(first)
+        if width * len(value) > MAX_LIST_NUMBERS or not all(
+                isinstance(row, (list, tuple)) and len(row) == width and all(is_scalar(v) for v in row)
+                for row in value):
+            return None
+        flat = tuple(float(v) for row in value for v in row)
+        shape = (len(value), width)
+    else:
+        return None
+    key, digest = path.key(), hash(flat)
+    held = _LIST_BOXES.get(key)
+    if held is not None and held[0] == digest:
+        return held[1]
+    if len(_LIST_BOXES) > _MAX_BOXES:
+        _LIST_BOXES.clear()
+    box = np.array(flat, dtype=np.float64).reshape(shape)
+    _LIST_BOXES[key] = (digest, box)
     return box
 
 
@@ -289,6 +327,12 @@ def discover(
                     visit(item, root, steps + (("item", key),), depth + 1)
         elif isinstance(value, (list, tuple)):
             seen.add(ident)
+            if value and (is_scalar(value[0]) or (isinstance(value[0], (list, tuple)) and value[0]
+                                                 and is_scalar(value[0][0]))):
+                box = list_box(Path(root, steps), value)
+                if box is not None and len(found) < max_arrays:
+                    found.setdefault(id(box), Found(Path(root, steps), box))
+                return
             kind = "sample" if len(value) > LONG_SEQUENCE else "item"
             for index, item in enumerate(value[:DATA_HEAD if kind == "sample" else MAX_ITEMS]):
                 visit(item, root, steps + ((kind, index),), depth + 1)
