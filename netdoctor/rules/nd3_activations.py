@@ -42,7 +42,7 @@ def _hidden_medians(ctx: RuleContext, quantity: str) -> dict[str, tuple[float, f
     return out
 
 
-@rule("ND301", "saturated-units", Severity.WARNING)
+@rule("ND301", "saturated-units", Severity.WARNING, symptom=True)
 @quiet
 def saturated_units(ctx: RuleContext):
     """Most sigmoid/tanh units of a hidden layer sit in their flat tails.
@@ -92,7 +92,7 @@ def saturated_units(ctx: RuleContext):
     return findings
 
 
-@rule("ND302", "dead-units", Severity.WARNING)
+@rule("ND302", "dead-units", Severity.WARNING, symptom=True)
 @quiet
 def dead_units(ctx: RuleContext):
     """Most ReLU units of a hidden layer never switch on.
