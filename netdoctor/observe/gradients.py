@@ -7,7 +7,9 @@ The code claims gradients in one of two ways:
 * **its updates** (``W -= lr * ...`` with no gradient kept): the change ``-dW`` is
   the gradient times an unknown learning rate, so the rate is fitted (on the
   output layer, whose gradient is rarely the broken one) and each layer is compared
-  after dividing by it; a negative fitted rate means the updates go uphill.
+  after dividing by it; a negative fitted rate means the updates go uphill. This
+  holds for plain gradient descent only: when no parameter's change is a multiple
+  of its gradient (Adam, RMSprop, momentum bend them all), no check is made.
 
 The truth is the gradient of the network's own forward pass, rebuilt from its
 arrays (:mod:`.rebuild`), under the standard losses (MSE, BCE, CE; summed or
@@ -34,6 +36,13 @@ VALIDATE_ENTRIES = 4
 VALIDATE_TOL = 1e-4
 # The rebuilt forward pass must reproduce the observed output this closely.
 REPRODUCE_RTOL = 1e-6
+# Updates stand in for gradients only under plain gradient descent, where a correctly
+# computed parameter changes by exactly -lr * g: its cosine with the true gradient is at
+# least this. A bug rarely touches every parameter, while Adam, RMSprop and momentum
+# bend every one. Parameters of fewer than PLAIN_STEP_MIN_SIZE entries prove nothing
+# (a single number's change is always a multiple of its gradient).
+PLAIN_STEP_COS = 0.999
+PLAIN_STEP_MIN_SIZE = 2
 PREFERRED_LOSS = {"sigmoid": "bce", "softmax": "ce", "identity": "mse", "tanh": "mse", "linear": "mse"}
 
 
@@ -90,6 +99,11 @@ def check_step(
     if best is None:
         return None
     _, batch, encoding, Y, kind, true_sum = best
+    if claim.mode == "updates" and not _plain_descent(claim.arrays, true_sum):
+        # No parameter's change is a multiple of its gradient: the optimizer is not plain
+        # gradient descent (Adam, RMSprop, momentum ...), so an update is not -lr * g and
+        # cannot stand in for the gradient. No verdict rather than a false one.
+        return None
     n = batch.X.shape[0]
     k = np.broadcast(rebuilt.forward(base, batch.X[:1])[1][-1], Y[:1]).shape[1]
 
@@ -214,6 +228,17 @@ def _agreement(claim: Claim, true_user: list[np.ndarray], out_index: int) -> flo
     # Direction only: a sign (descent direction kept instead of the gradient, or an update
     # going uphill) is judged after the loss is chosen.
     return abs(cos)
+
+
+def _plain_descent(claimed: Sequence[np.ndarray | None], true: Sequence[np.ndarray]) -> bool:
+    """Whether some parameter's update is a multiple of its true gradient (see PLAIN_STEP_COS)."""
+    for c, t in zip(claimed, true):
+        if c is None or np.size(c) < PLAIN_STEP_MIN_SIZE:
+            continue
+        cos, _ = cosine_and_scale(flat([c]), flat([t]))
+        if math.isfinite(cos) and abs(cos) >= PLAIN_STEP_COS:
+            return True
+    return False
 
 
 def _fit_rate(claimed: list[np.ndarray | None], true: list[np.ndarray], out_index: int) -> float | None:
