@@ -115,7 +115,7 @@ REFERENCE: list[Reference] = [
     Reference("xor_tanh", dict(layers=[2, 8, 1], activation="tanh", output="sigmoid", loss="bce", lr=0.5),
               xor, 400),
     Reference("xor_sigmoid_mse_per_sample", dict(layers=[2, 8, 1], activation="sigmoid", output="sigmoid",
-              loss="mse", lr=2.0, batch_size=1), xor, 1500),
+              loss="mse", lr=2.0, batch_size=1), xor, 800),
     Reference("xor_relu_adam", dict(layers=[2, 16, 1], activation="relu", output="sigmoid", loss="bce",
               init="he", optimizer="adam", lr=0.02), xor, 400),
     Reference("xor_tanh_inputs_x5", dict(layers=[2, 8, 1], activation="tanh", output="sigmoid", loss="bce",
@@ -137,7 +137,7 @@ REFERENCE: list[Reference] = [
     Reference("linear_regression_inputs_x10", dict(layers=[3, 1], activation="tanh", output="linear",
               loss="mse", lr=0.003), linear, 300),
     Reference("sine_tanh_per_sample", dict(layers=[1, 16, 1], activation="tanh", output="linear", loss="mse",
-              lr=0.02, batch_size=1), sine, 100),
+              lr=0.02, batch_size=1), sine, 40),
 ]
 
 
