@@ -172,3 +172,15 @@ def test_adam_updates_are_not_taken_for_gradients():
     payload = check_step(rebuilt, params, names, [batch], Claim("updates", plain), step=2)
     errors = {row["name"]: row["rel_err"] for row in payload["params"]}
     assert errors["W1"] > 1e-2 and errors["W2"] < 1e-6
+
+
+def test_a_bug_that_bends_every_layer_is_still_checked_from_updates():
+    """Every layer's update unrelated to its gradient (same-size steps of alternating sign):
+    no layer is plain and the signs are at chance, so this is no adaptive optimizer: it is
+    checked, and found wrong."""
+    ns, spec, rebuilt, params = two_layer()
+    true, batch, names = _claims(ns, spec, rebuilt, params, "bce", "mean")
+    scalar = [0.01 * np.where(np.arange(t.size) % 2, 1.0, -1.0).reshape(t.shape) for t in true]
+    payload = check_step(rebuilt, params, names, [batch], Claim("updates", scalar), step=2)
+    assert payload is not None
+    assert max(row["rel_err"] for row in payload["params"]) > 1e-2
