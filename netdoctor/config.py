@@ -26,6 +26,28 @@ class Thresholds:
     # Active probes (gradient check, function identity) run at these many points in a run.
     gradcheck_points: int = 3
 
+    # --- does the run fit? (read by every symptom rule) --------------------------
+    # A run *fits* when both hold (computed once, by netdoctor.rules._common.run_fits):
+    #   * its loss ends far below its start: the loss at the end (median of the last
+    #     `fit_tail_frac` of the curve) is at most `fit_loss_ratio` of the loss at the start;
+    #   * for a classifier, its probe-batch accuracy at the end reaches what the data allows:
+    #     at least chance + `fit_accuracy_share` x (allowed - chance). Chance is the largest
+    #     class's share of the probe batch. "Allowed" is 1 - e/2, e the leave-one-out error
+    #     of the nearest neighbour on the probe inputs (at most twice the best achievable
+    #     error, so noisy or overlapping classes allow less than 1); probe batches under
+    #     `fit_knn_min_samples` inputs (XOR's four) allow 1: every distinct input can be fitted.
+    # On a run that fits, symptom rules (loss at init, plateau, divergence, saturation, dead
+    # units, gradient size, update size and direction, initialisation) say at most
+    # "warning": what they saw did not stop the network learning. Code faults (wrong
+    # gradients, wrong activation, unreachable targets, NaN) stay errors either way.
+    fit_loss_ratio: float = 0.5
+    fit_accuracy_share: float = 0.75
+    # A run that does not fit has *learned nothing* when its loss also ends above this share
+    # of its start: the failure a wrong initial scale causes (ND403 is an error only then).
+    fit_stuck_ratio: float = 0.9
+    fit_tail_frac: float = 0.05
+    fit_knn_min_samples: int = 20
+
     # --- ND1 outputs and loss --------------------------------------------------
     # Steps ignored before output-based rules start judging (training needs a moment).
     warmup_frac: float = 0.1
@@ -45,6 +67,7 @@ class Thresholds:
     plateau_fit_loss: float = 0.05     # a loss already this small (relative to start) is converged, not stuck
     diverge_ratio: float = 2.0         # final loss >= 2x its minimum
     diverge_min_rise: float = 0.1      # ... and the rise is >= 10% of the initial loss (not noise near 0)
+    diverge_tail_frac: float = 0.1     # "the end" of the run, for ND105: its last 10% of steps
     oscillation_sign_change: float = 0.45  # fraction of loss differences that flip sign
     oscillation_amplitude: float = 0.1     # ... with typical jumps >= 10% of the loss level
     oscillation_settle: float = 0.5        # ... unless the loss still halves over the judged stretch

@@ -19,7 +19,7 @@ candidates apart (e.g. only positive z: relu = identity) nothing is claimed.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 import numpy as np
@@ -190,6 +190,8 @@ class Identification:
     fix: str
     # name -> max |difference|, best first; aliases included ("linear" beside "identity")
     candidates: Mapping[str, float] = field(default_factory=dict, compare=False)
+    # a few observed (z, f(z)) pairs, spread over the inputs seen, for a reader to check by hand
+    samples: tuple[tuple[float, float], ...] = field(default=(), compare=False)
 
     def error_vs(self, name: str) -> float:
         """Max |difference| from the catalogue entry `name` (NaN if it was not compared)."""
@@ -198,6 +200,30 @@ class Identification:
 
 def _failed(description: str) -> Identification:
     return Identification(None, np.nan, np.nan, (np.nan, np.nan), False, description, "", {})
+
+
+def unconfirmed(ident: Identification, description: str) -> Identification:
+    """The same measurements with nothing named: the evidence did not settle it."""
+    return replace(ident, identified=None, mistake=False, description=description, fix="")
+
+
+SAMPLE_PAIRS = 4
+
+
+def sample_pairs(Z: Array, A: Array, mask: Array, worst: Array | None = None) -> tuple[tuple[float, float], ...]:
+    """Up to SAMPLE_PAIRS observed (z, a) pairs: the input nearest 0, the smallest and the
+    largest input, and the pair farthest from the best match (`worst`: |difference| per entry)."""
+    z, a = Z[mask].reshape(-1), A[mask].reshape(-1)
+    if z.size == 0:
+        return ()
+    picks = [int(np.argmin(np.abs(z))), int(np.argmin(z)), int(np.argmax(z))]
+    if worst is not None and worst.size == z.size and np.isfinite(worst).any():
+        picks.append(int(np.nanargmax(worst)))
+    else:
+        picks.append(int(np.argmin(np.abs(z - np.median(z)))))
+    chosen = list(dict.fromkeys(picks))[:SAMPLE_PAIRS]
+    chosen.sort(key=lambda i: z[i])
+    return tuple((float(z[i]), float(a[i])) for i in chosen)
 
 
 # --- matching -----------------------------------------------------------------------------------
@@ -264,8 +290,14 @@ def _match(Z: Array, A: Array, role: str, tol: float, f0: float) -> Identificati
     close = [name for name in ranked if errors[name] <= tol]
     n_distinct = len(np.unique(Z[mask]))
 
+    with np.errstate(all="ignore"):
+        best_values = _candidate_values(entries[best], Z, mask, role, A)
+        worst = None if best_values is None else np.abs(best_values[mask] - seen)
+    samples = sample_pairs(Z, A, mask, worst)
+
     def result(identified, description, fix="", mistake=False):
-        return Identification(identified, best_err, f0, value_range, mistake, description, fix, candidates)
+        return Identification(identified, best_err, f0, value_range, mistake, description, fix, candidates,
+                              samples)
 
     if n_distinct < MIN_DISTINCT:
         return result(None, f"only {n_distinct} distinct input value(s): too few to identify the function")

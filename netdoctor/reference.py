@@ -497,6 +497,7 @@ def _function_payload(identify, func, role: str, declared: str) -> dict[str, Any
         "mistake": bool(ident.mistake),
         "description": ident.description,
         "fix": ident.fix,
+        "samples": [[_float(z), _float(a)] for z, a in getattr(ident, "samples", ())],
     }
 
 

@@ -162,3 +162,45 @@ def seeded_rngs(seed: int) -> Iterator[None]:
         yield
     finally:
         undo()
+
+
+# --- a seed from the environment, and rounding-level noise ------------------------------------
+
+SEED_VARIABLE = "NETDOCTOR_SEED"
+
+
+def seed_from_environment(environ: Any = None) -> int | None:
+    """Seed this process as run ``$NETDOCTOR_SEED`` of a sweep, when that variable is set.
+
+    For the process that runs a user's script: ``NETDOCTOR_SEED=3 netdoctor diagnose
+    train.py`` gives the run that a seed sweep would give as run 3 (see
+    :func:`install_seed`), so a verdict can be checked across seeds without editing the
+    script. Returns the seed used, or None when the variable is unset or empty.
+    A value that is not a non-negative integer raises ValueError with a one-line message.
+    """
+    import os
+
+    raw = (os.environ if environ is None else environ).get(SEED_VARIABLE, "")
+    if not str(raw).strip():
+        return None
+    try:
+        seed = int(str(raw).strip())
+    except ValueError:
+        raise ValueError(f"{SEED_VARIABLE}={raw!r} is not an integer seed") from None
+    if seed < 0:
+        raise ValueError(f"{SEED_VARIABLE}={raw!r} must be a non-negative integer")
+    install_seed(seed)
+    return seed
+
+
+def perturb_weights(arrays: Any, seed: int, relative: float = 1e-12) -> None:
+    """Multiply every entry of the float arrays in place by ``1 + relative * N(0, 1)``.
+
+    Rounding-level noise: what a different BLAS, CPU or summation order does to initial
+    weights. A verdict that changes under it is a knife-edge. Multiplicative, so exact
+    zeros (and so deliberately symmetric or zero initialisations) stay what they are.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7919]))
+    for array in arrays:
+        if isinstance(array, np.ndarray) and array.dtype.kind == "f" and array.size:
+            array *= 1.0 + relative * rng.standard_normal(array.shape)

@@ -153,3 +153,36 @@ def test_loss_values_follow_their_reductions():
     bce = -np.mean(Y * np.log(out) + (1 - Y) * np.log(1 - out))
     assert loss_value("bce", "mean_all", out, Y) == pytest.approx(bce)
     assert loss_value("ce", "mean", out, Y) == pytest.approx(-np.sum(Y * np.log(out)) / 2)
+
+
+def test_adam_updates_are_not_taken_for_gradients():
+    """Under Adam an update is -lr * m / sqrt(v), not -lr * g: no check, rather than a false one."""
+    ns, spec, rebuilt, params = two_layer()
+    true, batch, names = _claims(ns, spec, rebuilt, params, "bce", "mean")
+    lr, b1, b2, eps = 1e-3, 0.9, 0.999, 1e-7
+    # Adam's second step: moments from an earlier gradient (perturbed) and this one.
+    earlier = [t * (1 + rng.normal(0, 0.8, t.shape)) for t in true]
+    m = [(b1 * (1 - b1) * e + (1 - b1) * t) / (1 - b1 ** 2) for e, t in zip(earlier, true)]
+    v = [(b2 * (1 - b2) * e ** 2 + (1 - b2) * t ** 2) / (1 - b2 ** 2) for e, t in zip(earlier, true)]
+    steps = [lr * mi / (np.sqrt(vi) + eps) for mi, vi in zip(m, v)]   # -change: what "updates" claims
+    payload = check_step(rebuilt, params, names, [batch], Claim("updates", steps), step=2)
+    assert payload["loss_kind"] == "bce" and "not_checked" in payload   # loss settled, no verdict
+    assert all(np.isnan(row["rel_err"]) for row in payload["params"])
+    # Plain descent with a broken hidden layer is still checked, and the broken layer found.
+    plain = [lr * t for t in true]
+    plain[0] = plain[0] + rng.normal(size=plain[0].shape) * np.abs(plain[0]).mean() * 3
+    payload = check_step(rebuilt, params, names, [batch], Claim("updates", plain), step=2)
+    errors = {row["name"]: row["rel_err"] for row in payload["params"]}
+    assert errors["W1"] > 1e-2 and errors["W2"] < 1e-6
+
+
+def test_a_bug_that_bends_every_layer_is_still_checked_from_updates():
+    """Every layer's update unrelated to its gradient (same-size steps of alternating sign):
+    no layer is plain and the signs are at chance, so this is no adaptive optimizer: it is
+    checked, and found wrong."""
+    ns, spec, rebuilt, params = two_layer()
+    true, batch, names = _claims(ns, spec, rebuilt, params, "bce", "mean")
+    scalar = [0.01 * np.where(np.arange(t.size) % 2, 1.0, -1.0).reshape(t.shape) for t in true]
+    payload = check_step(rebuilt, params, names, [batch], Claim("updates", scalar), step=2)
+    assert payload is not None
+    assert max(row["rel_err"] for row in payload["params"]) > 1e-2

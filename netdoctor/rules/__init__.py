@@ -17,6 +17,13 @@ A rule is a function ``check(ctx) -> iterable of Finding`` registered with
 ``netdoctor rule ND101`` prints it. Codes are permanent and never reused: a rule
 that is retired keeps its code reserved in :data:`RETIRED`.
 
+A rule registered with ``symptom=True`` reports what training looked like (a high
+first loss, a plateau, large steps), not a fault in the code. Severity follows
+consequence: on a run that fits its data (:func:`._common.run_fits`, documented in
+``Thresholds``) the runner lowers such a finding's severity to a warning and adds
+the fit's numbers to its evidence. Code faults (wrong gradients, a wrong activation,
+unreachable targets, NaN) are not symptoms and keep their severity.
+
 A rule that lacks the data it needs raises :class:`Skip` (reported as skipped);
 a rule that raises anything else is an internal error for that rule alone, and
 the other rules still run.
@@ -28,7 +35,7 @@ import importlib
 import inspect
 import re
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from ..config import DEFAULT_THRESHOLDS, Thresholds
@@ -70,6 +77,7 @@ class Rule:
     severity: Severity              # the usual severity; a finding may say otherwise
     check: Callable[["RuleContext"], Iterable[Finding]]
     doc: str
+    symptom: bool = False           # at most a warning on a run that fits (see module doc)
 
     @property
     def family(self) -> str:
@@ -97,8 +105,8 @@ class Rule:
 REGISTRY: dict[str, Rule] = {}
 
 
-def rule(code: str, symbol: str, severity: Severity = Severity.ERROR):
-    """Register ``check`` under a permanent code and symbol."""
+def rule(code: str, symbol: str, severity: Severity = Severity.ERROR, *, symptom: bool = False):
+    """Register ``check`` under a permanent code and symbol (``symptom``: see the module doc)."""
 
     def register(check: Callable[["RuleContext"], Iterable[Finding]]):
         if not _CODE.match(code):
@@ -108,7 +116,8 @@ def rule(code: str, symbol: str, severity: Severity = Severity.ERROR):
         if code in REGISTRY and REGISTRY[code].check is not check:
             raise ValueError(f"rule code {code} registered twice")
         doc = inspect.cleandoc(check.__doc__ or "")
-        REGISTRY[code] = Rule(code=code, symbol=symbol, severity=severity, check=check, doc=doc)
+        REGISTRY[code] = Rule(code=code, symbol=symbol, severity=severity, check=check, doc=doc,
+                              symptom=symptom)
         return check
 
     return register
@@ -211,6 +220,7 @@ def run_rules(
     """Judge one trace with every (selected) rule; one rule failing never stops the others."""
     thresholds = thresholds or DEFAULT_THRESHOLDS
     outcome = RuleOutcome()
+    fit = None
     for r in select_rules(select):
         ctx = RuleContext(trace=trace, thresholds=thresholds, rule=r)
         try:
@@ -221,6 +231,34 @@ def run_rules(
         except Exception:  # noqa: BLE001 - a broken rule must not end the report
             outcome.errors[r.code] = traceback.format_exc(limit=-3)
             continue
+        if r.symptom and any(f.severity > Severity.WARNING for f in found):
+            if fit is None:
+                fit = _fit(trace, thresholds)
+            found = [_as_symptom(f, fit, thresholds) for f in found]
         outcome.findings.extend(found)
     outcome.findings.sort(key=lambda f: (-int(f.severity), f.code, f.layer or ""))
     return outcome
+
+
+def _fit(trace: Trace, thresholds: Thresholds):
+    from ._common import Fit, run_fits
+
+    try:
+        return run_fits(trace, thresholds)
+    except Exception:  # noqa: BLE001 - an unreadable trace leaves severities as the rules set them
+        return Fit(None, reason="could not be judged")
+
+
+def _as_symptom(finding: Finding, fit, thresholds: Thresholds) -> Finding:
+    """A symptom's finding on a run that fits: a warning, saying why."""
+    from ._common import capped
+
+    severity = capped(finding.severity, fit)
+    if severity == finding.severity:
+        return finding
+    return replace(
+        finding,
+        severity=severity,
+        message=f"{finding.message} (a warning, not an error: the run fits its data, {fit.reason})",
+        evidence={**finding.evidence, **fit.evidence(thresholds)},
+    )

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ..config import Thresholds
 from ..trace import MODEL, Event, Trace
-from ..types import Location
+from ..types import Location, Severity
 from . import Skip
 
 def quiet(check: Callable) -> Callable:
@@ -172,6 +173,166 @@ def has_fitted(values: np.ndarray, th: Thresholds) -> bool:
         return False
     start, end = float(values[0]), float(values[-1])
     return start > 0 and end <= th.plateau_fit_loss * start
+
+
+def smoothed_loss_curve(trace: Trace, th: Thresholds) -> tuple[np.ndarray, np.ndarray, str]:
+    """The loss curve with single-step noise taken out: (steps, values, which series).
+
+    Per-sample SGD and full-batch steps on a sharp valley both make single recorded
+    losses jump; what a person means by "the loss rose" is the level of the curve,
+    so every point is replaced by the median of a window of ``fit_tail_frac`` of the
+    recorded points around it (the batch loss is already averaged by :func:`loss_curve`).
+    """
+    steps, values, source = loss_curve(trace)
+    window = max(1, int(round(th.fit_tail_frac * len(values))))
+    if window < 3:
+        return steps, values, source
+    half = window // 2
+    padded = np.pad(values, half, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    return steps, np.median(windows, axis=1), source + ", median-smoothed"
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Whether a run fits its data (see ``Thresholds``, "does the run fit?") and the numbers why.
+
+    ``fits`` is None when the trace holds no loss curve to judge by.
+    """
+
+    fits: bool | None
+    loss_start: float = math.nan
+    loss_end: float = math.nan
+    accuracy: float | None = None
+    accuracy_needed: float | None = None
+    accuracy_allowed: float | None = None
+    reason: str = ""
+
+    @property
+    def fails(self) -> bool:
+        """True only when the run was judged and does not fit (unknown is not failing)."""
+        return self.fits is False
+
+    def stuck(self, th: Thresholds) -> bool:
+        """Does not fit and its loss barely moved (ends above ``fit_stuck_ratio`` of its start)."""
+        if not self.fails:
+            return False
+        if not (math.isfinite(self.loss_start) and math.isfinite(self.loss_end)):
+            return True  # the loss turned NaN/Inf: nothing was learned that lasted
+        return self.loss_end > th.fit_stuck_ratio * self.loss_start
+
+    def evidence(self, th: Thresholds) -> dict[str, Any]:
+        return {
+            "run_fits": self.fits,
+            "fit_loss_start": self.loss_start,
+            "fit_loss_end": self.loss_end,
+            "fit_accuracy": self.accuracy,
+            "fit_accuracy_needed": self.accuracy_needed,
+            "fit_accuracy_allowed": self.accuracy_allowed,
+            "fit_loss_ratio": th.fit_loss_ratio,
+            "fit_accuracy_share": th.fit_accuracy_share,
+            "fit_stuck_ratio": th.fit_stuck_ratio,
+        }
+
+
+def _probe_labels(trace: Trace) -> np.ndarray | None:
+    """The probe batch's class labels (from one-hot rows, a 0/1 column or integer labels)."""
+    targets = trace.probe_targets
+    if targets is None:
+        return None
+    try:
+        targets = np.asarray(targets, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if targets.ndim == 2 and targets.shape[1] > 1:
+        return targets.argmax(axis=1) if np.isin(targets, (0.0, 1.0)).all() else None
+    flat = targets.ravel()
+    if len(flat) == 0 or not np.isfinite(flat).all():
+        return None
+    values = np.unique(flat)
+    if len(values) == 2:
+        return (flat == values.max()).astype(int)
+    whole = np.all(flat == np.round(flat)) and np.abs(flat).max() < 1e6
+    return flat.astype(int) if whole and len(values) <= 50 and flat.min() >= 0 else None
+
+
+def accuracy_allowed(trace: Trace, th: Thresholds, labels: np.ndarray) -> float:
+    """What the probe batch allows: ``1 - e/2`` for the nearest neighbour's error ``e``.
+
+    Classes that overlap (label noise, a noisy spiral) cap any model's accuracy below 1.
+    The nearest neighbour's leave-one-out error is a model-free reading of how far: it
+    is at most twice the best achievable error (Cover and Hart), so ``1 - e/2`` is an
+    optimistic estimate of the best accuracy, and sparse samples (which inflate ``e``)
+    lower it only by half as much. Small probe batches (and inputs that cannot be read)
+    allow 1: every distinct input can be fitted.
+    """
+    inputs = trace.probe_inputs
+    try:
+        inputs = None if inputs is None else np.asarray(inputs, dtype=float)
+    except (TypeError, ValueError):
+        inputs = None
+    n = len(labels)
+    if inputs is None or inputs.ndim != 2 or len(inputs) != n or n < th.fit_knn_min_samples \
+            or not np.isfinite(inputs).all():
+        return 1.0
+    scale = inputs.std(axis=0)
+    x = inputs / np.where(scale > 0, scale, 1.0)
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(d, np.inf)
+    error = float(np.mean(labels[np.argmin(d, axis=1)] != labels))
+    return 1.0 - error / 2
+
+
+def run_fits(trace: Trace, th: Thresholds) -> Fit:
+    """Does the run fit its data? The one definition every symptom rule uses.
+
+    See ``Thresholds`` ("does the run fit?"): the loss ends at most ``fit_loss_ratio``
+    of its start and, for a classifier, the probe-batch accuracy at the end reaches
+    ``fit_accuracy_share`` of the way from chance to what the data allows.
+    """
+    for quantity in ("probe_loss", "loss"):
+        _, raw = trace.series(quantity)
+        raw = np.asarray(raw, dtype=float).ravel()
+        finite = np.isfinite(raw)
+        if finite.any() and not finite[int(np.argmax(finite)):].all():
+            return Fit(False, reason=f"the {quantity} became NaN/Inf during the run")
+    try:
+        _, values, source = loss_curve(trace)
+    except Skip:
+        return Fit(None, reason="no loss curve recorded")
+    tail = max(1, int(round(th.fit_tail_frac * len(values))))
+    if source == "probe_loss":
+        start = float(values[0])
+    else:  # one batch is noisy: average the first few batch losses
+        _, raw = finite_series(trace, "loss")
+        start = float(np.mean(raw[: th.loss_init_steps]))
+    end = float(np.median(values[-tail:]))
+    if not (math.isfinite(start) and start > 0 and math.isfinite(end)):
+        return Fit(None, start, end, reason="the loss at the start is not a positive number")
+    loss_ok = end <= th.fit_loss_ratio * start
+    reason = (f"loss {fmt(start, 4)} -> {fmt(end, 4)} ({fmt(end / start * 100, 3)}% of its start; "
+              f"fitting needs <= {fmt(th.fit_loss_ratio * 100, 3)}%)")
+    if getattr(trace.info, "task", None) == "regression":
+        return Fit(loss_ok, start, end, reason=reason)
+    labels = _probe_labels(trace)
+    _, acc = finite_series(trace, "accuracy")
+    if labels is None or len(acc) == 0 or len(np.unique(labels)) < 2:
+        return Fit(loss_ok, start, end, reason=reason)
+    accuracy = float(np.median(acc[-max(1, int(round(th.fit_tail_frac * len(acc)))):]))
+    chance = float(np.max(np.bincount(labels)) / len(labels))
+    allowed = max(accuracy_allowed(trace, th, labels), chance)
+    needed = chance + th.fit_accuracy_share * (allowed - chance)
+    acc_ok = accuracy >= needed - 1e-9
+    reason += (f"; accuracy {fmt(accuracy)} (chance {fmt(chance)}, the data allows about "
+               f"{fmt(allowed)}; fitting needs >= {fmt(needed)})")
+    return Fit(loss_ok and acc_ok, start, end, accuracy, needed, allowed, reason)
+
+
+def capped(severity, fit: Fit):
+    """A symptom's severity on this run: at most a warning when the run fits."""
+    if fit.fits and severity > Severity.WARNING:
+        return Severity.WARNING
+    return severity
 
 
 def learning_steps(trace: Trace, th: Thresholds) -> np.ndarray:

@@ -17,6 +17,7 @@ from . import RuleContext, Skip, rule
 from ._common import (
     after_warmup,
     as_count,
+    as_float,
     as_name,
     event_layer,
     event_location,
@@ -32,6 +33,7 @@ from ._common import (
     output_layer,
     payload,
     quiet,
+    smoothed_loss_curve,
     trailing_streak,
     warmup_end,
 )
@@ -107,7 +109,7 @@ def _describe_inputs(trace, n_samples: int) -> str:
     return text
 
 
-@rule("ND101", "output-pinned", Severity.ERROR)
+@rule("ND101", "output-pinned", Severity.ERROR, symptom=True)
 @quiet
 def output_pinned(ctx: RuleContext):
     """Outputs are (nearly) the same for every input, e.g. stuck at 0.5.
@@ -191,7 +193,7 @@ def output_pinned(ctx: RuleContext):
     ]
 
 
-@rule("ND102", "constant-prediction", Severity.ERROR)
+@rule("ND102", "constant-prediction", Severity.ERROR, symptom=True)
 @quiet
 def constant_prediction(ctx: RuleContext):
     """The network predicts the same class for every input although the classes differ.
@@ -287,7 +289,7 @@ def _expected_initial_loss(ctx: RuleContext) -> tuple[float, str] | None:
     return None
 
 
-@rule("ND103", "loss-at-init", Severity.ERROR)
+@rule("ND103", "loss-at-init", Severity.ERROR, symptom=True)
 @quiet
 def loss_at_init(ctx: RuleContext):
     """The first loss is far from what a freshly initialised network should give.
@@ -297,8 +299,11 @@ def loss_at_init(ctx: RuleContext):
         has no preference yet: ln C for softmax with cross-entropy over C classes,
         ln 2 for sigmoid outputs with binary cross-entropy, 0.25 for sigmoid outputs
         with squared error on 0/1 targets. A ratio inside ``loss_init_ok`` is fine,
-        inside ``loss_init_warn`` a warning, outside it an error. Regression runs
-        are skipped (there is no such reference value).
+        inside ``loss_init_warn`` a warning, outside it an error. Initial logits
+        grow with the inputs, so for inputs with mean |x| above 1 both bands widen by
+        that factor (large-margin data legitimately starts far from ln C). Regression
+        runs are skipped (there is no such reference value). A symptom: on a run that
+        fits its data, at most a warning.
 
     Why is this bad?
         A much larger starting loss means the network starts out confidently wrong:
@@ -334,8 +339,12 @@ def loss_at_init(ctx: RuleContext):
     else:
         initial = float(values[0])
     ratio = initial / reference
-    ok_lo, ok_hi = th.loss_init_ok
-    warn_lo, warn_hi = th.loss_init_warn
+    # Initial logits grow with the inputs (a Glorot/He layer keeps their scale), and a
+    # network with large logits starts confident: on large-margin data, confidently
+    # right or wrong by chance. So the bands widen by the inputs' scale beyond 1.
+    scale = _input_scale(ctx)
+    ok_lo, ok_hi = th.loss_init_ok[0] / scale, th.loss_init_ok[1] * scale
+    warn_lo, warn_hi = th.loss_init_warn[0] / scale, th.loss_init_warn[1] * scale
     if ok_lo <= ratio <= ok_hi:
         return []
     severity = Severity.WARNING if warn_lo <= ratio <= warn_hi else Severity.ERROR
@@ -343,7 +352,8 @@ def loss_at_init(ctx: RuleContext):
     return [
         ctx.finding(
             f"initial loss {fmt(initial)} is {fmt(ratio, 2)}x the {fmt(reference)} expected "
-            f"from {explanation}: {direction} than a network with no preference yet",
+            f"from {explanation}: {direction} than a network with no preference yet"
+            + (f" (bands widened {fmt(scale, 2)}x for inputs of mean |x| {fmt(scale, 2)})" if scale > 1 else ""),
             severity=severity,
             step=int(steps[0]) if len(steps) else None,
             evidence={
@@ -351,6 +361,7 @@ def loss_at_init(ctx: RuleContext):
                 "expected_loss": reference,
                 "ratio": ratio,
                 "measured_on": source,
+                "input_scale": scale,
                 "loss_init_ok": th.loss_init_ok,
                 "loss_init_warn": th.loss_init_warn,
             },
@@ -358,7 +369,14 @@ def loss_at_init(ctx: RuleContext):
     ]
 
 
-@rule("ND104", "loss-plateau", Severity.WARNING)
+def _input_scale(ctx: RuleContext) -> float:
+    """The inputs' typical size (mean |x|), at least 1: how much larger initial logits may be."""
+    found = events(ctx.trace, "data")
+    scale = as_float(payload(found[-1]).get("x_abs_mean")) if found else math.nan
+    return scale if math.isfinite(scale) and scale > 1 else 1.0
+
+
+@rule("ND104", "loss-plateau", Severity.WARNING, symptom=True)
 @quiet
 def loss_plateau(ctx: RuleContext):
     """The loss stopped going down long before the network fitted the data.
@@ -422,15 +440,18 @@ def loss_plateau(ctx: RuleContext):
     ]
 
 
-@rule("ND105", "loss-diverging", Severity.ERROR)
+@rule("ND105", "loss-diverging", Severity.ERROR, symptom=True)
 @quiet
 def loss_diverging(ctx: RuleContext):
     """The loss rises again, or jumps up and down instead of settling.
 
     What it does
-        Diverging: the loss over the last ``plateau_window_frac`` of the run (its
-        median) is at least ``diverge_ratio`` times its lowest value, and the rise is
-        at least ``diverge_min_rise`` of the starting loss; or the loss overflows —
+        Diverging: on the loss curve smoothed by a running median (over
+        ``fit_tail_frac`` of the recorded points, so single noisy steps of per-sample
+        SGD do not count), the level over the last ``diverge_tail_frac`` of the run
+        (its median) is at least ``diverge_ratio`` times the lowest level reached
+        before that stretch, and the rise is at least ``diverge_min_rise`` of the
+        starting loss; or the loss overflows —
         to Inf, or to NaN right after climbing to ``diverge_ratio`` times its lowest.
         Oscillating (probe-batch loss only, as per-batch losses wobble by nature):
         after warm-up, more than ``oscillation_sign_change`` of successive changes
@@ -455,25 +476,39 @@ def loss_diverging(ctx: RuleContext):
     overflow = _overflow(ctx)
     if overflow is not None:
         return [overflow]
-    steps, values, source = loss_curve(ctx.trace)
+    raw_steps, raw_values, raw_source = loss_curve(ctx.trace)
     # A loss bouncing between two levels is reported as oscillating, not as having
-    # "climbed" to its upper level: check that first.
-    if source == "probe_loss":
-        oscillating = _oscillation(ctx, steps, values, source)
+    # "climbed" to its upper level: check that first (on the unsmoothed probe loss).
+    if raw_source == "probe_loss":
+        oscillating = _oscillation(ctx, raw_steps, raw_values, raw_source)
         if oscillating is not None:
             return [oscillating]
+    # Divergence is a change of level, not one bad step: judge the smoothed curve, and
+    # compare its end with the lowest level reached *before* the end.
+    steps, values, source = smoothed_loss_curve(ctx.trace, th)
     start = float(values[0])
-    tail = values[steps >= steps[0] + (1 - th.plateau_window_frac) * (steps[-1] - steps[0])]
-    final = float(np.median(tail))
-    lowest_at = int(np.argmin(values))
+    tail_from = steps[0] + (1 - th.diverge_tail_frac) * (steps[-1] - steps[0])
+    in_tail = steps >= tail_from
+    if in_tail.all() or not in_tail.any():
+        raise Skip("too few loss values to tell the end of the run from what came before")
+    final = float(np.median(values[in_tail]))
+    before = np.flatnonzero(~in_tail)
+    lowest_at = int(before[np.argmin(values[before])])
     lowest = float(values[lowest_at])
+    if len(raw_values) == len(values):
+        # Name the step where the raw curve bottoms out near the smoothed minimum.
+        half = max(1, int(round(th.fit_tail_frac * len(values))) // 2)
+        near = np.arange(max(0, lowest_at - half), min(len(values), lowest_at + half + 1))
+        near = near[~in_tail[near]]
+        lowest_at = int(near[np.argmin(raw_values[near])])
     rise = final - lowest
     if not (lowest >= 0 and final >= th.diverge_ratio * lowest and rise >= th.diverge_min_rise * abs(start)):
         return []
     return [
         ctx.finding(
             f"loss rises from its lowest {fmt(lowest, 4)} at step {int(steps[lowest_at])} "
-            f"to {fmt(final, 4)} at the end ({fmt(final / lowest if lowest > 0 else math.inf, 3)}x)",
+            f"to {fmt(final, 4)} over the last {fmt(th.diverge_tail_frac * 100, 2)}% of the run "
+            f"({fmt(final / lowest if lowest > 0 else math.inf, 3)}x; {source})",
             step=int(steps[lowest_at]),
             evidence={
                 "lowest_loss": lowest,
@@ -483,6 +518,8 @@ def loss_diverging(ctx: RuleContext):
                 "measured_on": source,
                 "diverge_ratio": th.diverge_ratio,
                 "diverge_min_rise": th.diverge_min_rise,
+                "diverge_tail_frac": th.diverge_tail_frac,
+                "fit_tail_frac": th.fit_tail_frac,
             },
         )
     ]

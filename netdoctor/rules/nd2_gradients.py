@@ -55,7 +55,7 @@ def _still_learning(ctx: RuleContext) -> bool:
     return not has_fitted(values, ctx.thresholds)
 
 
-@rule("ND201", "vanishing-gradient", Severity.ERROR)
+@rule("ND201", "vanishing-gradient", Severity.ERROR, symptom=True)
 @quiet
 def vanishing_gradient(ctx: RuleContext):
     """Gradients reaching some layers are too small to move them.
@@ -131,7 +131,7 @@ def vanishing_gradient(ctx: RuleContext):
     return findings
 
 
-@rule("ND202", "exploding-gradient", Severity.ERROR)
+@rule("ND202", "exploding-gradient", Severity.ERROR, symptom=True)
 @quiet
 def exploding_gradient(ctx: RuleContext):
     """Gradients grow from layer to layer, or from step to step, without bound.

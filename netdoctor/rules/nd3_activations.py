@@ -42,7 +42,7 @@ def _hidden_medians(ctx: RuleContext, quantity: str) -> dict[str, tuple[float, f
     return out
 
 
-@rule("ND301", "saturated-units", Severity.WARNING)
+@rule("ND301", "saturated-units", Severity.WARNING, symptom=True)
 @quiet
 def saturated_units(ctx: RuleContext):
     """Most sigmoid/tanh units of a hidden layer sit in their flat tails.
@@ -92,7 +92,7 @@ def saturated_units(ctx: RuleContext):
     return findings
 
 
-@rule("ND302", "dead-units", Severity.WARNING)
+@rule("ND302", "dead-units", Severity.WARNING, symptom=True)
 @quiet
 def dead_units(ctx: RuleContext):
     """Most ReLU units of a hidden layer never switch on.
@@ -149,7 +149,7 @@ def _function_findings(ctx: RuleContext, roles: tuple[str, ...], what: str):
     found = [e for e in events(ctx.trace, "function") if payload(e).get("role") in roles]
     if not found:
         raise Skip(f"no {what} was identified")
-    findings = []
+    findings: dict = {}
     for event in found:
         data = payload(event)
         layer = event_layer(event)
@@ -187,9 +187,34 @@ def _function_findings(ctx: RuleContext, roles: tuple[str, ...], what: str):
         else:
             like = "it matches no function netdoctor knows" + (
                 f" (closest: max error {fmt(max_err, 2)})" if math.isfinite(max_err) else "")
-        message = f"{layer or 'a layer'}'s {what} {shape}: {like}"
         location = event_location(event) or layer_location(ctx.trace, layer)
-        findings.append(
+        samples = _samples(data.get("samples"))
+        evidence = {
+            "role": data.get("role"),
+            "declared": declared,
+            "identified": identified,
+            "mistake": mistake,
+            "f0": f0,
+            "range": None if value_range is None else list(value_range),
+            "max_err": max_err,
+            "declared_err": declared_err,
+            "samples": samples,
+        }
+        # One finding per cause: one user function misbehaving on several layers is one
+        # mistake, in one place (the events of a function name the line it lives on).
+        key = (location, severity, identified, declared, mistake, data.get("role")) if location else id(event)
+        findings.setdefault(key, []).append((layer, shape, like, fix, evidence, severity, location))
+    out = []
+    for items in findings.values():
+        layer, shape, like, fix, evidence, severity, location = items[0]
+        layers = [item[0] for item in items]
+        if len(items) == 1:
+            message = f"{layer or 'a layer'}'s {what} {shape}: {like}"
+        else:
+            message = f"the {what} of {len(items)} layers ({', '.join(str(l) for l in layers)}) {shape}: {like}"
+        if evidence["samples"]:
+            message += "; observed " + ", ".join(f"f({fmt(z)}) = {fmt(a)}" for z, a in evidence["samples"])
+        out.append(
             ctx.finding(
                 message,
                 severity=severity,
@@ -197,19 +222,26 @@ def _function_findings(ctx: RuleContext, roles: tuple[str, ...], what: str):
                 fix=fix,
                 location=location,
                 evidence={
-                    "role": data.get("role"),
-                    "declared": declared,
-                    "identified": identified,
-                    "mistake": mistake,
-                    "f0": f0,
-                    "range": None if value_range is None else list(value_range),
-                    "max_err": max_err,
-                    "declared_err": declared_err,
+                    **evidence,
+                    "layers": layers,
+                    **({"per_layer": {str(item[0]): item[4] for item in items}} if len(items) > 1 else {}),
                     "activation_match_tol": th.activation_match_tol,
                 },
             )
         )
-    return findings
+    return out
+
+
+def _samples(value) -> list[list[float]]:
+    """The event's sample (z, f(z)) pairs as [[z, a], ...] of finite numbers (at most four)."""
+    out = []
+    if isinstance(value, (list, tuple)):
+        for pair in value[:4]:
+            if isinstance(pair, (list, tuple)) and len(pair) == 2:
+                z, a = as_float(pair[0]), as_float(pair[1])
+                if math.isfinite(z) and math.isfinite(a):
+                    out.append([z, a])
+    return out
 
 
 @rule("ND303", "activation-mismatch", Severity.ERROR)

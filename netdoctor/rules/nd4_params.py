@@ -28,6 +28,7 @@ from ._common import (
     loss_curve,
     payload,
     quiet,
+    run_fits,
 )
 
 _RELU_LIKE = ("relu", "leaky_relu")
@@ -55,6 +56,11 @@ def _where(ctx: RuleContext, layer: str):
     return None
 
 
+def _location_text(ctx: RuleContext, layer: str) -> str | None:
+    where = _where(ctx, layer)
+    return None if where is None else str(where)
+
+
 def _init(ctx: RuleContext) -> dict[str, dict]:
     found = _per_layer(ctx, "param_init")
     if not found:
@@ -62,7 +68,7 @@ def _init(ctx: RuleContext) -> dict[str, dict]:
     return found
 
 
-@rule("ND401", "symmetric-init", Severity.ERROR)
+@rule("ND401", "symmetric-init", Severity.ERROR, symptom=True)
 @quiet
 def symmetric_init(ctx: RuleContext):
     """Units of a layer start identical, and training never tells them apart.
@@ -126,7 +132,7 @@ def symmetric_init(ctx: RuleContext):
     return findings
 
 
-@rule("ND402", "same-sign-init", Severity.WARNING)
+@rule("ND402", "same-sign-init", Severity.WARNING, symptom=True)
 @quiet
 def same_sign_init(ctx: RuleContext):
     """All initial weights of a layer have the same sign.
@@ -136,8 +142,8 @@ def same_sign_init(ctx: RuleContext):
         equal (constant weights are ND401's business). Because a few weights can
         share a sign by chance, it speaks only when the flagged layers hold at least
         ``same_sign_min_weights`` weights between them. A warning when the network
-        fitted its data anyway; an error when the run never got its loss down to
-        ``plateau_fit_loss`` of where it started.
+        fitted its data anyway; an error when the run does not fit (``run_fits``).
+        All such layers are one finding that lists them, with per-layer evidence.
 
     Why is this bad?
         With only positive weights every unit adds up its inputs the same way, so
@@ -168,33 +174,41 @@ def same_sign_init(ctx: RuleContext):
     total = sum(n for *_, n in flagged)
     if total < th.same_sign_min_weights:
         return []
-    # Same-sign weights are survivable; together with a run that never fitted they are
+    # Same-sign weights are survivable; together with a run that does not fit they are
     # a cause of it, so the finding is then an error.
-    try:
-        _, loss, _ = loss_curve(ctx.trace)
-        failed = len(loss) >= 2 and not has_fitted(loss, th)
-    except Skip:
-        failed = False
+    fit = run_fits(ctx.trace, th)
+    failed = fit.fails
     severity = Severity.ERROR if failed else Severity.WARNING
+    # One finding per cause: every same-sign layer is the same way of drawing weights.
     findings = []
-    for layer, lo, hi, n in flagged:
-        sign = "non-negative" if lo >= 0 else "non-positive"
+    for items in ([flagged] if flagged else []):
+        location = next((_where(ctx, i[0]) for i in items if _where(ctx, i[0]) is not None), None)
+        parts = []
+        for layer, lo, hi, n in items:
+            sign = "non-negative" if lo >= 0 else "non-positive"
+            parts.append(f"{layer}: all {n or ''} initial weights are {sign} (range {fmt(lo)} to {fmt(hi)})")
+        uniform01 = all(lo >= 0 and hi <= 1 for _, lo, hi, _ in items)
+        message = "; ".join(parts) if len(items) == 1 else (
+            f"{len(items)} layers start with weights of one sign: " + "; ".join(parts))
+        message += (", like U[0, 1) from np.random.rand" if uniform01 else "") + (
+            f"; the run did not fit its data ({fit.reason})" if failed else "")
+        layer, lo, hi, n = items[0]
         findings.append(
             ctx.finding(
-                f"{layer}: all {n or ''} initial weights are {sign} (range {fmt(lo)} to {fmt(hi)})"
-                + (", like U[0, 1) from np.random.rand" if lo >= 0 and hi <= 1 else "")
-                + ("; the run did not fit its data" if failed else ""),
+                message,
                 severity=severity,
                 layer=layer,
-                location=_where(ctx, layer),
+                location=location,
                 evidence={
                     "w_min": lo,
                     "w_max": hi,
                     "n_weights": n,
+                    "layers": [i[0] for i in items],
+                    "per_layer": {i[0]: {"w_min": i[1], "w_max": i[2], "n_weights": i[3],
+                                         "location": _location_text(ctx, i[0])} for i in items},
                     "weights_in_flagged_layers": total,
                     "same_sign_min_weights": th.same_sign_min_weights,
-                    "run_fitted": not failed,
-                    "plateau_fit_loss": th.plateau_fit_loss,
+                    **fit.evidence(th),
                 },
             )
         )
@@ -207,7 +221,7 @@ def _recommended_std(activation: str | None, fan_in: int, fan_out: int) -> tuple
     return math.sqrt(2.0 / (fan_in + fan_out)), "Glorot, sqrt(2/(fan_in+fan_out))"
 
 
-@rule("ND403", "init-scale", Severity.WARNING)
+@rule("ND403", "init-scale", Severity.WARNING, symptom=True)
 @quiet
 def init_scale(ctx: RuleContext):
     """Initial weights are far larger or smaller than the activation needs.
@@ -216,8 +230,12 @@ def init_scale(ctx: RuleContext):
         Compares each layer's initial weight scale (root mean square, so a same-sign
         offset counts too) with Glorot's ``sqrt(2/(fan_in+fan_out))`` for
         sigmoid/tanh/linear/softmax layers and He's ``sqrt(2/fan_in)`` for ReLU
-        layers. A ratio outside ``init_scale_ratio`` is a warning, outside
-        ``init_scale_error_ratio`` an error.
+        layers. A ratio outside ``init_scale_ratio`` is a warning; outside
+        ``init_scale_error_ratio`` it is an error when the run learned nothing (it
+        does not fit its data and its loss ends above ``fit_stuck_ratio`` of its
+        start), and a warning otherwise: small nets train well from ``0.01 * randn``. Layers set up too large (or too
+        small) than their activations need are one finding that lists them, with
+        each layer's numbers and line in its evidence.
 
     Why is this bad?
         These scales keep the size of activations and gradients roughly constant
@@ -235,7 +253,8 @@ def init_scale(ctx: RuleContext):
     """
     th = ctx.thresholds
     init = _init(ctx)
-    findings = []
+    fit = run_fits(ctx.trace, th)
+    off = []   # (layer, activation, fan_in, fan_out, rms, target, rule_name, ratio, evidence)
     judged = 0
     for layer in [name for name in layer_names(ctx.trace) if name in init] or list(init):
         data = init[layer]
@@ -249,32 +268,59 @@ def init_scale(ctx: RuleContext):
         rms = math.sqrt(mean * mean + std * std)
         ratio = rms / target
         warn_lo, warn_hi = th.init_scale_ratio
-        err_lo, err_hi = th.init_scale_error_ratio
         if warn_lo <= ratio <= warn_hi:
             continue
-        severity = Severity.WARNING if err_lo <= ratio <= err_hi else Severity.ERROR
-        size = "larger" if ratio > 1 else "smaller"
+        off.append((layer, activation, fan_in, fan_out, rms, target, rule_name, ratio, {
+            "w_rms": rms, "w_mean": mean, "w_std": std, "recommended_std": target, "ratio": ratio,
+        }))
+    if not judged:
+        raise Skip("the initial statistics lack fan-in/fan-out or weight statistics")
+    # One finding per cause: layers initialised the same wrong way (larger, or smaller,
+    # than their activations need) are one habit of the code, told once; the location is
+    # the first such layer's line, and every layer's own line is in the evidence.
+    causes: dict[bool, list] = {}
+    for item in off:
+        causes.setdefault(item[7] > 1, []).append(item)
+    err_lo, err_hi = th.init_scale_error_ratio
+    findings = []
+    for larger, items in causes.items():
+        location = next((_where(ctx, i[0]) for i in items if _where(ctx, i[0]) is not None), None)
+        size = "larger" if larger else "smaller"
+        far = [i for i in items if not err_lo <= i[7] <= err_hi]
+        # A scale far off is an error only where the run learned nothing: small nets train
+        # well from 0.01 * randn, and a run that learned shows the scale did not stop it.
+        stuck = fit.stuck(th)
+        severity = Severity.ERROR if far and stuck else Severity.WARNING
+        if len(items) == 1:
+            layer, activation, fan_in, fan_out, rms, target, rule_name, ratio, _ = items[0]
+            message = (f"{layer} ({activation or 'unknown activation'}, {fan_in}->{fan_out}): initial weights "
+                       f"have scale {fmt(rms)} (rms), {fmt(ratio, 2)}x the {fmt(target)} of {rule_name}: "
+                       f"{size} than the activation needs")
+        else:
+            ratios = [i[7] for i in items]
+            rules = sorted({i[6] for i in items})
+            listed = ", ".join(f"{i[0]} {fmt(i[7], 2)}x" for i in items)
+            message = (f"{len(items)} layers start with weights {fmt(min(ratios), 2)}-{fmt(max(ratios), 2)}x "
+                       f"the scale of {' / '.join(rules)}: {size} than their activations need ({listed})")
+        if severity == Severity.ERROR:
+            message += f"; the run learned nothing ({fit.reason})"
+        first = items[0]
         findings.append(
             ctx.finding(
-                f"{layer} ({activation or 'unknown activation'}, {fan_in}->{fan_out}): initial weights have "
-                f"scale {fmt(rms)} (rms), {fmt(ratio, 2)}x the {fmt(target)} of {rule_name}: {size} than the "
-                f"activation needs",
+                message,
                 severity=severity,
-                layer=layer,
-                location=_where(ctx, layer),
+                layer=first[0],
+                location=location,
                 evidence={
-                    "w_rms": rms,
-                    "w_mean": mean,
-                    "w_std": std,
-                    "recommended_std": target,
-                    "ratio": ratio,
+                    **first[8],
+                    "layers": [i[0] for i in items],
+                    "per_layer": {i[0]: {**i[8], "location": _location_text(ctx, i[0])} for i in items},
                     "init_scale_ratio": th.init_scale_ratio,
                     "init_scale_error_ratio": th.init_scale_error_ratio,
+                    **fit.evidence(th),
                 },
             )
         )
-    if not judged:
-        raise Skip("the initial statistics lack fan-in/fan-out or weight statistics")
     return findings
 
 

@@ -34,7 +34,7 @@ def _bursts(ctx: RuleContext, ratios: np.ndarray) -> int:
     return int(np.sum(ratios >= ctx.thresholds.update_ratio_burst))
 
 
-@rule("ND501", "update-ratio-high", Severity.ERROR)
+@rule("ND501", "update-ratio-high", Severity.ERROR, symptom=True)
 @quiet
 def update_ratio_high(ctx: RuleContext):
     """Each update changes the weights by a large fraction of their size: learning rate too high.
@@ -99,7 +99,7 @@ def update_ratio_high(ctx: RuleContext):
     return findings
 
 
-@rule("ND502", "update-ratio-low", Severity.ERROR)
+@rule("ND502", "update-ratio-low", Severity.ERROR, symptom=True)
 @quiet
 def update_ratio_low(ctx: RuleContext):
     """Each update barely changes the weights: learning rate too low.
@@ -165,7 +165,7 @@ def update_ratio_low(ctx: RuleContext):
     ]
 
 
-@rule("ND503", "update-direction", Severity.ERROR)
+@rule("ND503", "update-direction", Severity.ERROR, symptom=True)
 @quiet
 def update_direction(ctx: RuleContext):
     """Parameters move along the gradient, uphill, instead of against it.
@@ -173,7 +173,9 @@ def update_direction(ctx: RuleContext):
     What it does
         Takes each layer's median cosine between the change made to its weights and
         minus the gradient (1 for plain gradient descent, positive for momentum or
-        Adam). A median at or below ``update_cos_min`` means the updates go uphill.
+        Adam) over the steps taken before the loss came down to its fitted level
+        (afterwards the gradient is ~0 and momentum coasts). A median at or below
+        ``update_cos_min`` means the updates go uphill.
 
     Why is this bad?
         Gradient descent lowers the loss by stepping against the gradient. A step
@@ -191,8 +193,15 @@ def update_direction(ctx: RuleContext):
     th = ctx.thresholds
     judged = False
     findings = []
+    # Once the loss has fitted, the gradient is ~0 and a momentum or Adam step keeps
+    # coasting in whatever direction: only the steps taken while learning say which way
+    # the updates point.
+    window = learning_steps(ctx.trace, th)
     for layer in layer_names(ctx.trace):
         steps, cosines = finite_series(ctx.trace, "update_cos", layer)
+        keep = np.isin(steps, window)
+        if keep.any():
+            steps, cosines = steps[keep], cosines[keep]
         if not len(cosines):
             continue
         judged = True
