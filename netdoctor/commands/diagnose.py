@@ -128,6 +128,7 @@ def _selection(select: str | None) -> list[str] | None:
 
 
 def _run_options(args, fmt: str | None) -> dict:
+    _check_seed_variable()
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError("--timeout must be a positive number of seconds")
     if args.max_steps is not None and args.max_steps < 1:
@@ -147,6 +148,17 @@ def _run_options(args, fmt: str | None) -> dict:
         # With the JSON report on stdout, the script's prints go to stderr.
         "json_stdout": fmt == "json" and not args.output,
     }
+
+
+def _check_seed_variable() -> None:
+    """NETDOCTOR_SEED (the run a sweep would make as run k) must be a seed, told before anything runs."""
+    import os
+
+    from ..seeding import SEED_VARIABLE
+
+    raw = os.environ.get(SEED_VARIABLE, "").strip()
+    if raw and not (raw.isdigit()):
+        raise UsageError(f"{SEED_VARIABLE}={raw!r} is not a seed: give a non-negative integer, or unset it")
 
 
 def _roles(args) -> dict:

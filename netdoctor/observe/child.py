@@ -228,6 +228,11 @@ class ScriptRun:
             from ..seeding import install_seed
 
             install_seed(int(spec["seed"]))
+        else:
+            # NETDOCTOR_SEED=k runs the script as run k of a sweep would (checked by the CLI).
+            from ..seeding import seed_from_environment
+
+            seed_from_environment()
 
         module = types.ModuleType("__main__")
         module.__dict__.update(

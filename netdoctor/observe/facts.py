@@ -112,15 +112,16 @@ def _function_events(obs: Any, tracker: Any) -> tuple[list[Event], dict[int, Any
         # The function that returned the very array wins over one seen computing equal values.
         code = learned.producers.get(index) or layer.function_code
         watch = obs.functions.get(code) if code is not None else None
-        pairs, samples_axis = None, 0
         if watch is not None and watch.same_shape and watch.inputs:
-            pairs, samples_axis = watch.pairs(axis), axis
-        if pairs is None:
-            pairs, samples_axis = tracker.pool_pairs(index), 0
-        if pairs is None:
-            continue
-        ident = identify.identify_pairs(pairs[0], pairs[1], role, samples_axis=samples_axis,
-                                        tol=th.activation_match_tol)
+            # The function's plain calls only (nonlin(x), not nonlin(x, deriv=True)), named
+            # only when several calls agree.
+            ident = watch.identify(role, axis, tol=th.activation_match_tol)
+        else:
+            pairs = tracker.pool_pairs(index)
+            if pairs is None:
+                continue
+            ident = identify.identify_pairs(pairs[0], pairs[1], role, samples_axis=0,
+                                            tol=th.activation_match_tol)
         if ident.identified is not None:
             obs.identified[index] = ident.identified
         location = location_of(code) if code is not None else None
@@ -143,7 +144,11 @@ def _function_events(obs: Any, tracker: Any) -> tuple[list[Event], dict[int, Any
         watch = obs.functions.get(code)
         if watch is None or not watch.same_shape or not watch.inputs:
             continue
-        given, result = watch.pairs(axis)
+        # nonlin(x, deriv=True)'s calls, or all of a function that is only a derivative
+        pairs = watch.pairs(axis, behaviour="derivative") or watch.pairs(axis)
+        if pairs is None:
+            continue
+        given, result = pairs
         z = _as_preactivation(given, kind, tracker.activation_name(index))
         ident = identify.identify_pairs(z, result, "derivative", samples_axis=axis, tol=th.activation_match_tol)
         payload = function_payload(ident, "derivative", declared_name(code))
