@@ -196,7 +196,13 @@ def scalar_box(path: "Path", value: Any) -> np.ndarray | None:
 
 
 _LIST_BOXES: dict[tuple, tuple[int, np.ndarray]] = {}
+_LIST_BOX_IDS: set[int] = set()
 MAX_LIST_NUMBERS = 4096
+
+
+def from_list(a: np.ndarray) -> bool:
+    """Whether `a` stands for a Python list of numbers: data, never a parameter."""
+    return id(a) in _LIST_BOX_IDS
 
 
 def list_box(path: "Path", value: list | tuple) -> np.ndarray | None:
@@ -226,8 +232,12 @@ def list_box(path: "Path", value: list | tuple) -> np.ndarray | None:
         return held[1]
     if len(_LIST_BOXES) > _MAX_BOXES:
         _LIST_BOXES.clear()
+        _LIST_BOX_IDS.clear()
     box = np.array(flat, dtype=np.float64).reshape(shape)
+    if held is not None:
+        _LIST_BOX_IDS.discard(id(held[1]))
     _LIST_BOXES[key] = (digest, box)
+    _LIST_BOX_IDS.add(id(box))
     return box
 
 

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .arrays import Context, Found, Path
+from .arrays import Context, Found, Path, from_list
 
 # The four ways a weight matrix meets its input.
 #   op     product      samples in   weight form
@@ -525,6 +525,7 @@ class ChainSearch:
         # may be a weight taken for an input: x @ W and W.T @ x.T show the same numbers.)
         placed = {id(m.array) for l in self.links for m in (l.z, l.a, l.b) if m is not None}
         weights = [f for f in items if f.array.dtype.kind == "f" and id(f.array) not in placed
+                   and not from_list(f.array)
                    and (f.array.ndim == 2 or (f.array.ndim <= 1 and f.array.size <= MAX_VECTOR_WEIGHT))
                    and not (f.array.ndim == 0 and _looks_like_setting(f.name))
                    and (self.params is None or id(f.array) in self.params)]
@@ -533,7 +534,8 @@ class ChainSearch:
         biases: dict[int, list[Found]] = {}
         for f in items:
             a = f.array
-            if a.dtype.kind in "fi" and (a.ndim <= 1 or 1 in a.shape) and (self.params is None or id(a) in self.params):
+            if a.dtype.kind in "fi" and (a.ndim <= 1 or 1 in a.shape) and not from_list(a) \
+                    and (self.params is None or id(a) in self.params):
                 biases.setdefault(a.size, []).append(f)
         ctx = (by_shape, weights, biases, calls)
         fresh = [f for f in new if _informative(f.array)]
@@ -787,6 +789,8 @@ def _softmax_like(a: np.ndarray, samples: str) -> bool:
 
 def _zero_bias(W: Found, zeros: list[Found]) -> Found | None:
     """The all-zero array that is W's bias, judged by the names (W[1]/B[1], W1/b1, ...)."""
+    # A plain number that is 0 (a counter, a running total) is a bias only if named like one.
+    zeros = [B for B in zeros if B.array.ndim > 0 or _looks_like_bias(B.name)]
     best, best_score = None, 0
     for B in zeros:
         score = _affinity(W.path, B.path)
