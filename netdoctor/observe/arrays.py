@@ -84,6 +84,8 @@ class Path:
         for kind, key in self.steps:
             if kind == "attr":
                 text = f"{text}.{key}" if text else str(key)
+            elif kind == "stack":
+                text = f"{text}[:][{key!r}]"     # position `key` of every sample in a list
             else:
                 text = f"{text}[{key!r}]"
         return text
@@ -95,8 +97,8 @@ class Path:
         """The value at this path now, or None when it cannot be reached."""
         value = ctx.root_value(self.root)
         for kind, key in self.steps:
-            if value is None:
-                return None
+            if value is None or kind == "stack":
+                return None   # a stacked list of samples is made once, not reached again
             try:
                 value = getattr(value, key) if kind == "attr" else value[key]   # item, sample
             except Exception:  # noqa: BLE001 - a path may stop existing; that is an answer

@@ -15,7 +15,7 @@ inputs get four outputs even when training sees one sample per step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -120,6 +120,43 @@ class DataSet:
         distinct = np.sort(first)
         chosen = probes.probe_batch_indices(None if labels is None else labels[distinct], len(distinct), size)
         return distinct[chosen]
+
+
+MAX_STACKED = 2048   # pairs of a list of (x, y) samples stacked into a data set
+
+
+def stacked_pairs(arrays: Iterable[Found], ctx: Any) -> list[Found]:
+    """Data kept as a list of samples (``[(x, y), ...]``, column vectors or rows) as arrays:
+    the list's first MAX_STACKED items stacked, one array per position in the pair, each
+    sample flattened into a row. Made once, when the data set is looked for."""
+    from .arrays import Path
+
+    out, done = [], set()
+    for f in arrays:
+        steps = f.path.steps
+        cut = next((i for i, (kind, _) in enumerate(steps) if kind == "sample"), None)
+        if cut is None:
+            continue
+        container = Path(f.path.root, steps[:cut])
+        if container.key() in done:
+            continue
+        done.add(container.key())
+        items = container.resolve(ctx)
+        if not isinstance(items, (list, tuple)) or not items:
+            continue
+        first = items[0]
+        width = len(first) if isinstance(first, (list, tuple)) else None
+        for position in range(width or 1):
+            try:
+                column = [np.asarray(item[position] if width else item) for item in items[:MAX_STACKED]]
+                if not all(c.shape == column[0].shape and c.dtype.kind in "fiub" for c in column):
+                    continue
+                stacked = np.stack([c.reshape(-1) for c in column]).astype(np.float64)
+            except (TypeError, IndexError, ValueError):
+                continue
+            name_steps = steps[:cut] + (("stack", position),) if width else steps[:cut]
+            out.append(Found(Path(f.path.root, name_steps), stacked))
+    return out
 
 
 def find_dataset(

@@ -286,7 +286,9 @@ class Observer:
         self._recent.clear()
         self.hook.set_default(None, None)
         self._apply_routes()
+        self.start_context = ctx   # (the data set is looked for in the frames running now)
         self.tracker = Tracker(self, learned, self.callables)
+        self.start_context = None
         self.tracker.start(ctx)
         self.after_step(self.tracker.steps, self.tracker.last_loss)
 

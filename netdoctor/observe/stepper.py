@@ -32,7 +32,7 @@ from .. import probes
 from ..trace import MODEL, Event, Recorder
 from .arrays import Context, Path, fingerprint
 from .chain import ChainSpec, observe, rows
-from .data import DataSet, ProbeOutputs, as_target_matrix, find_dataset
+from .data import DataSet, ProbeOutputs, as_target_matrix, find_dataset, stacked_pairs
 from .gradients import Batch, Claim, check_step
 from .learn import ForwardCopy, Learned, StepRecord, copy_forward
 from .rebuild import Rebuilt, layer_function
@@ -129,8 +129,14 @@ class Tracker:
                     chain_keys.add(p.key())
         exclude = {i for i, f in found.items() if f.path.key() in chain_keys}
         changing = {i for i, f in found.items() if f.path.key() in self.learned.changing}
-        return find_dataset(found.values(), batch, self.chain.samples, exclude=exclude, changing=changing,
-                            targets_named=self.obs.named_targets())
+        # Samples kept as a list of (x, y) pairs: stacked into arrays to look among.
+        ctx = getattr(self.obs, "start_context", None) or Context(None)
+        stacked = stacked_pairs(found.values(), ctx) if self._data_in_lists(found) else []
+        return find_dataset(list(found.values()) + stacked, batch, self.chain.samples, exclude=exclude,
+                            changing=changing, targets_named=self.obs.named_targets())
+
+    def _data_in_lists(self, found) -> bool:
+        return any(f.path.in_data for f in found.values())
 
     def start(self, ctx: Context) -> None:
         """Record what learning saw (step 0 and its steps) and get ready for the run."""

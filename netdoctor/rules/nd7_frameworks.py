@@ -138,7 +138,8 @@ def loss_output_mismatch(ctx: RuleContext):
     fn = str(facts.get("loss_fn") or "")
     key = fn.lower().replace("_", "")
     kind = facts.get("loss_kind")
-    y_shape = list(facts.get("y_shape") or facts.get("target_shape") or [])
+    raw_shape = facts.get("y_shape") or facts.get("target_shape") or []
+    y_shape = list(raw_shape) if isinstance(raw_shape, (list, tuple)) else []   # hostile facts: no shape
     tmax = as_float(facts.get("target_max"))
     units = as_count(units) or None
     problems = []
