@@ -10,7 +10,10 @@ random seeds and counts how many runs converge::
 
 **Converged**, precisely: the run finished (status "completed" or "stopped"),
 it has no error-severity finding, and its final probe loss is at most
-``loss_ratio`` (default 0.1) times its first recorded probe loss. The probe loss
+``loss_ratio`` (default 0.1) times its first recorded probe loss, or, for a classifier,
+the run fits its data by the one rule every symptom rule uses (:func:`netdoctor.rules._common.run_fits`:
+a classifier at the accuracy its data allows converged even if its loss kept 0.3 of
+its start). The probe loss
 is measured on the same fixed batch at every step, so start and end compare;
 when a trace has no probe loss the training loss is used instead. A run whose
 loss was never recorded (or starts at zero or below) is *undetermined* and is
@@ -171,7 +174,8 @@ class SweepResult:
 
 
 def _criterion_text(loss_ratio: float) -> str:
-    return (f"finished, no error finding, and final probe loss <= {loss_ratio:g} x its first value")
+    return (f"finished, no error finding, and final probe loss <= {loss_ratio:g} x its first value, "
+            "or, for a classifier, the run fits its data (Thresholds: fit_loss_ratio, fit_accuracy_share)")
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -251,7 +255,17 @@ def run_summary(report, run: str) -> dict[str, Any]:
             loss_kind = quantity
             break
     start, end = ends if ends is not None else (None, None)
+    from .rules._common import run_fits
+
+    fits = None
+    if trace.info.task == "classification":   # reached the accuracy its data allows
+        try:
+            fit = run_fits(trace, report.thresholds)
+            fits = fit.fits if math.isfinite(fit.accuracy) else None   # judged on its accuracy too
+        except Exception:  # noqa: BLE001 - a run whose fit cannot be told is judged on its loss alone
+            fits = None
     return {
+        "fits": fits if fits is None else bool(fits),
         "status": trace.info.status,
         "error_codes": sorted({f.code for f in findings if f.is_error}),
         "codes": sorted({f.code for f in findings}),
@@ -280,7 +294,9 @@ def judge_summary(summary: dict[str, Any], index: int, seed: int,
         return SeedRun(converged=None, note="no usable loss was recorded", **base)
     if not math.isfinite(end):
         return SeedRun(converged=False, note="the loss ended non-finite", **base)
-    if end > loss_ratio * start:
+    if end > loss_ratio * start and summary.get("fits") is not True:
+        # A classifier that reaches what its data allows has converged, whatever its loss
+        # ratio (a sigmoid net at accuracy 1.0 may keep 0.3 x its first loss).
         return SeedRun(converged=False, note=f"the loss only fell to {end / start:.2g} x its start", **base)
     return SeedRun(converged=True, **base)
 

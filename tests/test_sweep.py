@@ -353,3 +353,29 @@ def test_portable_tasks_on_a_local_pool_give_the_same_runs(tmp_path):
     assert portable.runs == local.runs
     # The local runs drew in our folder; the portable ones in copies of it.
     assert len((folder / "lucky.py.draws").read_text().split()) == 4
+
+
+def test_a_classifier_that_fits_its_data_converged_whatever_its_loss_ratio():
+    import numpy as np
+    from netdoctor.report import Report
+    from netdoctor.sweep import judge_run
+    from netdoctor.trace import MODEL, Recorder, Trace
+    from netdoctor.types import RunInfo
+
+    def converged(accuracy_end):
+        recorder = Recorder()
+        for step, loss in enumerate([0.7, 0.5, 0.25]):
+            recorder.record(step, {(MODEL, "probe_loss"): loss, (MODEL, "out_mean"): 0.5,
+                                   ("layer1", "update_ratio"): 1e-3,
+                                   (MODEL, "accuracy"): 0.5 if step == 0 else accuracy_end})
+        info = RunInfo(name="original", steps=3, task="classification", n_classes=2)
+        labels = np.array([[0.0], [1.0]] * 16)     # a probe batch of two classes
+        inputs = np.hstack([labels * 10, labels * 10]) + np.linspace(0, 1, 32)[:, None]   # separable
+        trace = Trace(info, recorder, probe_inputs=inputs, probe_targets=labels)
+        return judge_run(Report([trace]), "original", 0, 0)
+
+    # The loss kept 0.36 of its start (above the 0.1 ratio): converged only when the
+    # accuracy shows the classifier fits its data.
+    fitted, stuck = converged(1.0), converged(0.5)
+    assert fitted.converged is True, fitted
+    assert stuck.converged is False, stuck
