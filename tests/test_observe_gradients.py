@@ -186,3 +186,20 @@ def test_a_bug_that_bends_every_layer_is_still_checked_from_updates():
     payload = check_step(rebuilt, params, names, [batch], Claim("updates", scalar), step=2)
     assert payload is not None
     assert max(row["rel_err"] for row in payload["params"]) > 1e-2
+
+
+def test_an_l2_term_in_the_gradient_is_recognised_and_nothing_else_is():
+    import numpy as np
+
+    from netdoctor.observe.gradients import _weight_decay
+
+    rng = np.random.default_rng(0)
+    W1, b1, W2 = rng.normal(size=(3, 4)), rng.normal(size=4), rng.normal(size=(4, 2))
+    params = [W1, b1, W2]
+    names = [("layer1", "weight", "W1"), ("layer1", "bias", "b1"), ("layer2", "weight", "W2")]
+    true = [rng.normal(size=p.shape) for p in params]
+    with_l2 = [true[0] + 1e-3 * W1, true[1], true[2] + 1e-3 * W2]          # dW += reg * W
+    assert abs(_weight_decay(params, names, with_l2, true) - 1e-3) < 1e-12
+    assert _weight_decay(params, names, true, true) is None                  # nothing to explain
+    wrong = [true[0] * 1.5, true[1], true[2]]                                # a backprop bug
+    assert _weight_decay(params, names, wrong, true) is None

@@ -131,6 +131,12 @@ def check_step(
             return None
         claimed = [None if c is None else c / abs(lr_fit) for c in claimed]
 
+    l2 = _weight_decay(params, names, claimed, [t * REDUCTIONS[reduction](n, k) for t in true_sum]) \
+        if claim.mode == "gradients" else None
+    if l2 is not None:
+        # The code adds L2 regularisation (dW += reg * W): judge the rest as the loss's gradient.
+        claimed = [c - l2 * np.asarray(p, dtype=np.float64) if c is not None and role == "weight" else c
+                   for c, p, (_, role, _) in zip(claimed, params, names)]
     checks = _compare(rebuilt, params, batch, Y, kind, reduction, claimed, true_sum, n, k, step)
     rows = []
     for (layer, role, name), c, claimed_one in zip(names, checks, claimed):
@@ -154,12 +160,44 @@ def check_step(
     }
     if lr_fit is not None:
         payload["lr_fit"] = float(lr_fit)
+    if l2 is not None:
+        payload["l2_fit"] = float(l2)
     if adaptive:
         for row in rows:
             row.update(rel_err=math.nan, cosine=math.nan, scale=math.nan)
         payload["not_checked"] = ("the updates are not -lr * gradient (an adaptive or momentum optimizer): "
                                   "gradients cannot be checked from them")
     return payload
+
+
+def _weight_decay(params, names, claimed, true) -> float | None:
+    """The L2 strength reg with claimed == true + reg * W on every weight, if the code adds one.
+
+    Fitted by least squares over the weights together; accepted only when it explains the
+    difference (what is left is under 1e-3 of the gradients) and the difference is real.
+    """
+    num = den = left = total = diff = 0.0
+    pairs = [(np.asarray(c, dtype=np.float64), np.asarray(t, dtype=np.float64), np.asarray(p, dtype=np.float64))
+             for c, t, p, (_, role, _) in zip(claimed, true, params, names)
+             if c is not None and role == "weight" and np.shape(c) == np.shape(p)]
+    if not pairs:
+        return None
+    for c, t, W in pairs:
+        d = (c - t).reshape(-1)
+        w = W.reshape(-1)
+        num += float(d @ w)
+        den += float(w @ w)
+        total += float(c.reshape(-1) @ c.reshape(-1))
+        diff += float(d @ d)
+    if not (den > 0 and total > 0 and math.isfinite(num)) or num <= 0:
+        return None
+    reg = num / den
+    for c, t, W in pairs:
+        r = (c - t - reg * W).reshape(-1)
+        left += float(r @ r)
+    if diff <= 1e-8 * total or left > 1e-6 * total:
+        return None   # nothing to explain, or an L2 term does not explain it
+    return reg
 
 
 def _compare(rebuilt, params, batch, Y, kind, reduction, claimed, true_sum, n, k, step) -> list:
