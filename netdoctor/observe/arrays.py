@@ -345,7 +345,10 @@ def discover(
                 if box is not None and len(found) < max_arrays:
                     found.setdefault(id(box), Found(Path(root, steps), box))
                 return
-            kind = "sample" if len(value) > LONG_SEQUENCE else "item"
+            # A long list, or a list of (x, y) pairs of any length (a mini-batch), holds samples.
+            pairs = isinstance(value[0], tuple) and bool(value[0]) and isinstance(value[0][0], np.ndarray) \
+                if value else False
+            kind = "sample" if len(value) > LONG_SEQUENCE or pairs else "item"
             for index, item in enumerate(value[:DATA_HEAD if kind == "sample" else MAX_ITEMS]):
                 visit(item, root, steps + ((kind, index),), depth + 1)
         elif is_user_object(value):
