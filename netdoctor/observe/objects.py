@@ -102,6 +102,7 @@ class Observer:
         self.phase = "learning"
         self.learner = Learner(self)
         self.learning_seconds: float | None = None   # CPU seconds learning took, once it ended
+        self._how_to_name: str | None = None
         self.tracker: Tracker | None = None
         self.learned: Learned | None = None
         self.forward_keys: set = set()
@@ -221,7 +222,7 @@ class Observer:
         """An internal error: stop observing (the script runs on) and say so in the report."""
         self.hook.set_default(None, None)
         if self._internal_error is None:
-            self._internal_error = traceback.format_exc(limit=-12)
+            self._internal_error = traceback.format_exc(limit=-4)
             self.notes.append("netdoctor stopped observing after an internal error (a netdoctor bug; "
                               "the run itself went on):\n" + self._internal_error)
         self.phase = "stopped"
@@ -334,15 +335,22 @@ class Observer:
         return list(self._recent)
 
     def how_to_name(self) -> str:
-        """How to name the roles, with the command line built from the arrays seen to change."""
+        """How to name the roles, with the command line built from the arrays seen to change.
+
+        Fixed once learning has ended (the run's description asks for it at every step)."""
+        if self._how_to_name is not None:
+            return self._how_to_name
         from .naming import how_to_name, suggested_roles
 
         script = (self.module_globals or {}).get("__file__") if self.source == "script" else None
         roles = suggested_roles(self.learner.last_found.values(), self.learner.changed_ever)
-        return how_to_name(script, roles)
+        text = how_to_name(script, roles)
+        if self.phase != "learning":
+            self._how_to_name = text
+        return text
 
     def named_output(self) -> str | None:
-        """The output the user named (``--output`` / ``watch(..., output=...)``), if any."""
+        """The output the user named (``--net-output`` / ``watch(..., output=...)``), if any."""
         output = self.roles.get("output")
         return output if isinstance(output, str) and output else None
 
