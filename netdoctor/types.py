@@ -181,4 +181,6 @@ class RunInfo:
             "stop_reason": self.stop_reason,
             "notes": list(self.notes),
             "settled_at_step": self.extra.get("settled_at_step"),
+            # False when watching began inside a loop already running (its first steps unseen).
+            "first_steps_seen": not self.extra.get("first_steps_unseen", False),
         }

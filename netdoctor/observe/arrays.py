@@ -67,7 +67,10 @@ class Root:
 @dataclass(frozen=True)
 class Path:
     root: Root
-    steps: tuple[tuple[str, Any], ...] = ()   # ("attr", name) / ("item", key) / ("sample", index)
+    # ("attr", name) / ("item", key) / ("sample", index) / ("column", j or (j1, j2, ...)):
+    # a column (or columns) of a 2-D array, as code that keeps inputs and targets side by
+    # side in one table reads them (``x = points[i, 0]``).
+    steps: tuple[tuple[str, Any], ...] = ()
 
     @property
     def in_data(self) -> bool:
@@ -86,6 +89,8 @@ class Path:
                 text = f"{text}.{key}" if text else str(key)
             elif kind == "stack":
                 text = f"{text}[:][{key!r}]"     # position `key` of every sample in a list
+            elif kind == "column":
+                text = f"{text}[:, {key if isinstance(key, int) else list(key)}]"
             else:
                 text = f"{text}[{key!r}]"
         return text
@@ -100,6 +105,9 @@ class Path:
             if value is None or kind == "stack":
                 return None   # a stacked list of samples is made once, not reached again
             try:
+                if kind == "column":
+                    value = np.asarray(value)[:, key if isinstance(key, int) else list(key)]
+                    continue
                 value = getattr(value, key) if kind == "attr" else value[key]   # item, sample
             except Exception:  # noqa: BLE001 - a path may stop existing; that is an answer
                 return None

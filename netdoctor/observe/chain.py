@@ -183,6 +183,9 @@ class LayerSpec:
     # The bias is the weight's last input row: the code extends the layer's input with a
     # constant 1 (``np.append(x, 1)``, ``np.hstack([A, ones])``) before the product.
     bias_row: bool = False
+    # The code never keeps this layer's output (``grad = X.T @ (X @ w + b - y)``): it is
+    # computed from x, W, b and `function` (see :mod:`.implicit`).
+    computed: bool = False
 
     @property
     def samples(self) -> str:
@@ -231,8 +234,9 @@ class LayerSpec:
         return W_io if self.weight_form == "in_out" else W_io.T
 
     @property
-    def out(self) -> Path:
-        return self.a if self.a is not None else self.z  # type: ignore[return-value]
+    def out(self) -> Path | None:
+        """Where the layer's output is kept (None for a computed layer)."""
+        return self.a if self.a is not None else self.z
 
     def param_paths(self) -> list[Path]:
         return [self.W] + ([self.b] if self.b is not None else [])
@@ -248,8 +252,15 @@ class ChainSpec:
         return self.layers[0].x
 
     @property
-    def output(self) -> Path:
+    def output(self) -> Path | None:
+        """Where the network's output is kept; None when the code never keeps it."""
         return self.layers[-1].out
+
+    @property
+    def output_name(self) -> str:
+        """The output's name, or for an output never kept, the expression that makes it."""
+        out = self.output
+        return out.name if out is not None else self.describe().split(" -> ")[-1]
 
     @property
     def samples(self) -> str:
@@ -279,7 +290,8 @@ class ChainSpec:
     def describe(self) -> str:
         parts = [self.input.name]
         for layer in self.layers:
-            f = layer.function or (layer.function_code.co_name if layer.function_code else "?")
+            f = layer.function or (layer.function_code.co_name if layer.function_code else
+                                   "linear" if layer.computed else "?")
             parts.append(f"{f}({OPS[layer.op][0].replace('W', layer.W.name).replace('w ', layer.W.name + ' ').replace('@ w', '@ ' + layer.W.name)}"
                          f"{' + ' + layer.b.name if layer.b else ''})")
         return " -> ".join(parts)
@@ -1049,7 +1061,12 @@ def observe(spec: ChainSpec, ctx: Context, *, check: bool = True) -> ObservedFor
                     return None
         else:
             z = current @ Wio + (0.0 if b is None else b.astype(np.float64).reshape(1, -1))
-        if layer.a is not None:
+        if layer.computed:
+            f = function_of(layer.function, layer.slope) if layer.function else None
+            with np.errstate(all="ignore"):
+                a = f(z) if f is not None else z
+            raw_out = None
+        elif layer.a is not None:
             stored_a = layer.a.array(ctx)
             if stored_a is None:
                 return None

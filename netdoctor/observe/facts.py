@@ -25,6 +25,10 @@ from .sites import init_site
 
 def describe(obs: Any, status: str, final: bool) -> Trace:
     info = RunInfo(name=obs.name, status=status, steps=int(obs.steps), source=obs.source)
+    if getattr(obs, "first_steps_unseen", False):
+        info.extra["first_steps_unseen"] = True
+        obs.note("netdoctor began watching the training loop while it was already running (it calls no "
+                 "function of its own): its first steps were not seen, and the loss at the start is not judged")
     events: list[Event] = list(obs.events)
     tracker = obs.tracker
     if tracker is None:
@@ -270,13 +274,13 @@ def _roles_event(obs: Any, tracker: Any) -> Event:
         for path in (layer.z, layer.a):
             if path is not None:
                 activations.append(path.name)
-    unplaced = _unplaced_parameters(tracker, set(grads) | set(activations) | {chain.input.name, chain.output.name})
+    unplaced = _unplaced_parameters(tracker, set(grads) | set(activations) | {chain.input.name, chain.output_name})
     if unplaced:
         names = ", ".join(unplaced)
         ambiguous.append(f"{names} change(s) during training but could not be placed in the network")
         verb, them = ("changes", "it") if len(unplaced) == 1 else ("change", "them")
         obs.note(
-            f"{names} {verb} during training and could continue the network past {chain.output.name}, "
+            f"{names} {verb} during training and could continue the network past {chain.output_name}, "
             f"but netdoctor could not place {them}: the findings may describe only part of the network. "
             f"To name the roles yourself: {obs.how_to_name()}"
         )
@@ -285,7 +289,7 @@ def _roles_event(obs: Any, tracker: Any) -> Event:
         "gradients": grads,
         "activations": activations,
         "input": chain.input.name,
-        "output": chain.output.name,
+        "output": chain.output_name,
         "ambiguous": ambiguous,
         "how_to_name": obs.how_to_name(),
     })

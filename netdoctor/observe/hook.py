@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 CallHandler = Callable[[FrameType], None]
 ReturnHandler = Callable[[FrameType, Any], None]
 LineHandler = Callable[[FrameType], None]
+TICK_EVERY = 16
 
 class Hook:
     """Dispatches the user's call/return/line events to handlers, cheaply."""
@@ -42,6 +43,12 @@ class Hook:
         self._module_lines = False   # line events for user code at module level
         self._tracing = False
         self._installed = False
+        # A loop that calls no Python function of the user's (a train() doing its algebra
+        # inline) sends no call or return to learn from; its numpy calls still arrive as
+        # "c_call" events. While a tick handler is set, every TICK_EVERY-th of them calls it
+        # with the running frame, so the observer can decide to watch that frame's lines.
+        self._on_tick: LineHandler | None = None
+        self._ticks = 0
 
     # -- switching on and off ----------------------------------------------------------
     def install(self) -> None:
@@ -54,6 +61,9 @@ class Hook:
         sys.setprofile(None)
         threading.setprofile(None)
         self._stop_tracing()
+
+    def set_tick(self, handler: LineHandler | None) -> None:
+        self._on_tick = handler
 
     def is_user(self, code: CodeType) -> bool:
         known = self._is_user.get(code)
@@ -160,6 +170,10 @@ class Hook:
                 handler = self._resolve(frame.f_code)[1]
             if handler is not None:
                 handler(frame, arg)
+        elif event == "c_call" and self._on_tick is not None:
+            self._ticks += 1
+            if not self._ticks % TICK_EVERY:
+                self._on_tick(frame)
 
     def _global_trace(self, frame: FrameType, event: str, arg: Any):
         # Called for every new Python frame while tracing is on: decline all but ours.

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from .arrays import Context, Found, Path, discover, fingerprint
-from .chain import ChainSearch, ChainSpec, ObservedForward, observe
+from .chain import ChainSearch, ChainSpec, ObservedForward, function_of, observe, rows
+from .implicit import ImplicitModel, ImplicitSearch
 
 # The learning budget. A program may spend a while preparing data before it trains, and
 # one step of a big network costs more than one of a small one, so the budget is counted
@@ -40,6 +41,7 @@ MAX_CHECKPOINTS = 20_000     # checkpoints looked at before giving up (counted l
 MAX_SECONDS = 4.0            # CPU seconds spent learning, before a network shows and after
 STEP_BUDGET_FACTOR = 4.0     # ... or this many times what the first steps took
 HOT_VISITS = 32              # visits of one place looked at in full while no network shows
+MAX_CHANGES_PER_FORWARD = 2  # a parameter may change twice between forwards (W -= lr * g; W -= decay)
 UPDATES_TO_LEARN = 2         # steps watched before the sites are settled
 LOST_CHECKPOINTS = 200       # checkpoints without a valid forward before searching again
 QUIET_SEARCHES = 12          # fruitless searches after a whole forward pass before settling
@@ -86,6 +88,10 @@ class Learned:
     delta_factors: dict[int, tuple]        # layer -> (z, factor, delta name, producer code) from deltas
     last_found: dict[int, Found]
     steps: int
+    # For a model recognised from its updates (its output never kept, see :mod:`.implicit`):
+    # the targets its gradient was computed with, and the loss that gradient is of.
+    targets: Path | None = None
+    loss: str | None = None
 
 
 
@@ -139,6 +145,13 @@ class Learner:
         self.gave_up: str | None = None
         self._cycle_seen: dict[int, Found] = {}     # arrays seen during the current cycle
         self.delta_factors: dict[int, tuple] = {}
+        self.implicit = ImplicitSearch()
+        # How often each parameter changed since the last forward pass: more than
+        # MAX_CHANGES_PER_FORWARD means several updates per forward, one made for a log line.
+        self._changes: dict[int, int] = {}
+        self._seen_fp: tuple | None = None
+        self._logging_outputs: set[tuple] = set()   # outputs of such forwards: never the network's
+        self.implicit_model: ImplicitModel | None = None   # once a model is recognised from updates
 
     # -- budget -----------------------------------------------------------------------------
     def out_of_budget(self) -> bool:
@@ -167,7 +180,9 @@ class Learner:
         visits = self._visits[key] = self._visits.get(key, 0) + 1
         if len(self._visits) > 50_000:
             self._visits.clear()
-        return visits > HOT_VISITS and visits % (visits // HOT_VISITS) != 0
+        # (Visits are let through in pairs, so that one step's change still shows between
+        # two of them: see :mod:`.implicit`.)
+        return visits > HOT_VISITS and visits % (visits // HOT_VISITS) > 1
 
     def learning_seconds(self) -> float:
         """CPU seconds spent learning since a network first showed (or since the start)."""
@@ -222,8 +237,11 @@ class Learner:
     # -- one checkpoint ---------------------------------------------------------------------------
     def checkpoint(self, ctx: Context, key: tuple, tier: str) -> Learned | None:
         """Look at the program now; returns what was learned once learning is complete."""
-        if self.chain is None and self._seldom(key):
-            return None
+        if self.chain is None:
+            if self._seldom(key):
+                return None
+        elif not self.updates:
+            self._visits[key] = self._visits.get(key, 0) + 1   # (numbered for the implicit search)
         self.checkpoints += 1
         self._ctx = ctx
         found = discover(self.obs.sources(ctx), self.obs.user_types, skip=self.obs.skip_object)
@@ -232,6 +250,18 @@ class Learner:
         if self.chain is not None and len(self._cycle_seen) < 600:
             for i, f in found.items():
                 self._cycle_seen.setdefault(i, f)
+        if self.chain is not None and self.implicit_model is None and self._ref_fp is not None:
+            fp = self._param_fingerprint(ctx)
+            if fp is not None and fp != self._seen_fp:
+                if self._seen_fp is not None and len(fp) == len(self._seen_fp):
+                    for index, (old, new) in enumerate(zip(self._seen_fp, fp)):
+                        if old != new:
+                            self._changes[index] = self._changes.get(index, 0) + 1
+                self._seen_fp = fp
+        if self.implicit_model is not None:
+            if key != self.implicit_model.site:
+                return None   # a step of a model whose output is never kept is one visit of its site
+            return self._forward_at(ctx, key, tier, found)
         # Until the parameters first move, search wherever arrays changed (the forward pass
         # is seen growing layer by layer); after that, only where a forward pass completes.
         if not self._moved and self._ref_fp is not None and self._param_fingerprint(ctx) != self._ref_fp:
@@ -246,6 +276,13 @@ class Learner:
                     # The chain held at two forward passes; searches that find nothing better
                     # (the backward pass's arrays) are not worth their cost for long.
                     self._quiet += 1
+            if self.chain is None or not self.updates:
+                # No forward pass shows (or none that steps follow), but the updates may name
+                # the model: adopt it, counting a step at each visit of the place where its
+                # updates were recognised.
+                model = self.implicit.visit(key, found, self._visits.get(key, 0))
+                if model is not None:
+                    return self._adopt_implicit(model, ctx, key, tier, found)
             if self.chain is None:
                 return None
             if self._ref_fp is not None and self._quiet > QUIET_SEARCHES:
@@ -290,6 +327,14 @@ class Learner:
                 return None
             out_fp = fingerprint(forward.raw_out)
         # A forward pass has just completed here.
+        if max(self._changes.values(), default=0) > MAX_CHANGES_PER_FORWARD:
+            # The parameters moved several times since the last pass of this chain: it is a
+            # forward made now and then (for a printed loss), not the training's own.
+            self._logging_outputs.add(self.chain.output.key())
+            self.chain, self._moved, self._changes = None, False, {}
+            self._adopt_reset()
+            return None
+        self._changes = {}
         self._last_out_fp[tier] = out_fp
         self._note_producers(ctx, self.chain)
         param_fp = self._param_fingerprint(ctx)
@@ -302,6 +347,67 @@ class Learner:
         if key not in self._cycle_keys[tier]:
             self._cycle_keys[tier].append(key)
             self._key_chains[key] = self.chain   # named as it resolves at this very checkpoint
+        if self.updates >= UPDATES_TO_LEARN:
+            return self._learned(self.cycles[-1])
+        return None
+
+    def _adopt_implicit(self, model: ImplicitModel, ctx: Context, key: tuple, tier: str,
+                        found: dict[int, Found]) -> Learned | None:
+        """Take a model recognised from its updates, with the steps that showed it."""
+        self._adopt(model.chain, found)
+        self.implicit_model = model
+        layer = model.chain.layers[0]
+        x = layer.x.array(ctx)
+        if x is None:
+            return None
+        X = rows(x, layer.samples)
+        f = function_of(layer.function, layer.slope) if layer.function else None
+
+        def forward(values: list[np.ndarray]) -> ForwardCopy:
+            b = values[1].reshape(1, -1) if len(values) > 1 else 0.0
+            with np.errstate(all="ignore"):
+                z = X @ layer.to_io(values[0]).reshape(X.shape[1], -1) + b
+                a = f(z) if f is not None else z
+            return ForwardCopy(x=X, out=a, zs=[z], acts=[a])
+
+        history = [[np.array(v, dtype=np.float64) for v in values] for values in model.history]
+        for path, value in zip(self._param_paths(), history[0]):
+            self.initial[path.key()] = value
+        self.grad_paths = self._find_gradients(found, history[-2], history[-1])
+        for step, (before, after) in enumerate(zip(history, history[1:]), start=1):
+            grads: list[np.ndarray | None] = [None] * len(before)
+            if step == len(history) - 1:   # the gradients held now are the last step's
+                for index, path in enumerate(self.grad_paths):
+                    arr = path.array(ctx) if path is not None else None
+                    grads[index] = None if arr is None else np.array(arr, dtype=np.float64, copy=True)
+            self.records.append(StepRecord(step, before, after, grads, [forward(before)], {}))
+            self.cycles.append({"A": [], "B": [], tier: [key]})
+            self._key_chains[key] = self.chain
+            self.updates = step
+            self.obs.after_learning_step(step)
+        self._before = history[-1]
+        self._ref_fp = self._param_fingerprint(ctx)
+        self._cycle_forwards = [forward(history[-1])]
+        if self.updates >= UPDATES_TO_LEARN:
+            return self._learned(self.cycles[-1])
+        return None
+
+    def _forward_at(self, ctx: Context, key: tuple, tier: str, found: dict[int, Found]) -> Learned | None:
+        """A visit of an implicit model's site: its output, computed, is a new forward pass."""
+        forward = observe(self.chain, ctx)
+        if forward is None:
+            return None
+        self._last_out_fp[tier] = fingerprint(forward.raw_out)
+        param_fp = self._param_fingerprint(ctx)
+        if self._ref_fp is None:
+            self._start_cycle(ctx, found, param_fp)
+        elif param_fp != self._ref_fp:
+            self._step(ctx, found, param_fp)
+        if len(self._cycle_forwards) < 64:
+            self._cycle_forwards.append(copy_forward(forward))
+        if key not in self._cycle_keys[tier]:
+            self._cycle_keys[tier].append(key)
+            self._key_chains[key] = self.chain
         if self.updates >= UPDATES_TO_LEARN:
             return self._learned(self.cycles[-1])
         return None
@@ -327,6 +433,8 @@ class Learner:
                                   outputs=outputs)
         if spec is None:
             return False
+        if spec.output is not None and spec.output.key() in self._logging_outputs:
+            return False   # (seen to be a forward made for a log line, not every step)
         output = self.obs.named_output()
         if output is not None and not named_as(spec.output.name, output):
             return False   # the user named the network's output: only a chain ending there counts
@@ -365,6 +473,10 @@ class Learner:
     def _adopt(self, spec: ChainSpec, found: dict[int, Found]) -> None:
         self.chain = spec
         self._restart_budget()
+        self._adopt_reset()
+
+    def _adopt_reset(self) -> None:
+        self._changes, self._seen_fp = {}, None
         self._ref_fp = None
         self._before = None
         self._cycle_keys = {"A": [], "B": []}
@@ -534,6 +646,8 @@ class Learner:
         activation_codes = set(self.layer_producers.values()) | {
             l.function_code for l in self.chain.layers if l.function_code is not None}
         derivatives = {c: v for c, v in self.derivative_of.items() if c not in activation_codes}
+        if self.implicit_model is not None:
+            derivatives = {}   # (its gradient is the one recognised: a function given z is a log line's)
         return Learned(
             chain=chain, forward_keys=keys, line_codes={k[0] for k in keys if k[1] == "line"},
             grad_paths=self.grad_paths or [None] * len(self._param_paths()),
@@ -542,6 +656,8 @@ class Learner:
             producers=dict(self.layer_producers), derivative_of=derivatives,
             changing=set(self.changing), last_found=self.last_found, steps=self.updates,
             delta_factors=dict(self.delta_factors),
+            targets=self.implicit_model.targets if self.implicit_model else None,
+            loss=self.implicit_model.loss if self.implicit_model else None,
         )
 
 

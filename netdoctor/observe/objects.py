@@ -115,6 +115,28 @@ class Observer:
     def install(self) -> None:
         self.hook.install()
         self.hook.trace_module_lines(True)
+        self._tick_checkpoints, self._quiet_ticks = -1, 0
+        self.first_steps_unseen = False
+        self.hook.set_tick(self._on_tick)
+
+    def _on_tick(self, frame: FrameType) -> None:
+        """Numpy keeps being called while no user function is: the training may be a
+        loop inside one long-running function. Watch its lines once calls have shown nothing."""
+        try:
+            if self.phase != "learning" or self.learner.stage != 1:
+                self.hook.set_tick(None)
+                return
+            quiet = self.learner.checkpoints == self._tick_checkpoints
+            self._tick_checkpoints = self.learner.checkpoints
+            self._quiet_ticks = self._quiet_ticks + 1 if quiet else 0
+            # (Two ticks in a row with no event of the user's code between them: thousands
+            # of numpy calls made by lines that calls and returns do not show.)
+            if self._quiet_ticks >= 2 or self.learner.wants_more_lines():
+                # Watching starts inside a loop that is already running: its first steps are gone.
+                self.first_steps_unseen = True
+                self._enter_stage2(frame)
+        except Exception:  # noqa: BLE001
+            self._fail()
 
     def uninstall(self) -> None:
         self.hook.uninstall()
@@ -254,15 +276,18 @@ class Observer:
         elif self.learner.out_of_budget():
             self._give_up()
         elif self.learner.wants_more_lines():
-            # Calls and returns did not show a forward pass: watch every line of the user's
-            # code (e.g. a train() that does its algebra inline), including frames running now.
-            self.learner.enter_stage2()
-            self.hook.trace_all_lines(True)
-            frame = ctx.frame
-            while frame is not None:
-                if self.hook.is_user(frame.f_code):
-                    self.hook.follow_frame(frame, True)
-                frame = frame.f_back
+            self._enter_stage2(ctx.frame)
+
+    def _enter_stage2(self, frame: FrameType | None) -> None:
+        """Calls and returns did not show a forward pass: watch every line of the user's
+        code (e.g. a train() that does its algebra inline), including frames running now."""
+        self.learner.enter_stage2()
+        self.hook.set_tick(None)
+        self.hook.trace_all_lines(True)
+        while frame is not None:
+            if self.hook.is_user(frame.f_code):
+                self.hook.follow_frame(frame, True)
+            frame = frame.f_back
 
     def after_learning_step(self, step: int) -> None:
         if self.max_steps is not None and step >= self.max_steps:

@@ -30,7 +30,7 @@ import numpy as np
 from .. import losses as loss_lib
 from .. import probes
 from ..trace import MODEL, Event, Recorder
-from .arrays import Context, Path, fingerprint
+from .arrays import Context, Found, Path, fingerprint
 from .chain import ChainSpec, observe, rows
 from .data import DataSet, ProbeOutputs, as_target_matrix, find_dataset, stacked_pairs
 from .gradients import Batch, Claim, check_step
@@ -132,8 +132,18 @@ class Tracker:
         # Samples kept as a list of (x, y) pairs: stacked into arrays to look among.
         ctx = getattr(self.obs, "start_context", None) or Context(None)
         stacked = stacked_pairs(found.values(), ctx) if self._data_in_lists(found) else []
-        return find_dataset(list(found.values()) + stacked, batch, self.chain.samples, exclude=exclude,
-                            changing=changing, targets_named=self.obs.named_targets())
+        named = self.obs.named_targets()
+        derived = []
+        if self.learned.targets is not None:
+            # A model recognised from its updates: its inputs and targets are known (and may be
+            # columns of one table, which no variable holds on its own).
+            named = named or self.learned.targets.name
+            for path in (self.chain.input, self.learned.targets):
+                arr = path.array(ctx)
+                if arr is not None and all(f.path.key() != path.key() for f in found.values()):
+                    derived.append(Found(path, arr))
+        return find_dataset(list(found.values()) + stacked + derived, batch, self.chain.samples, exclude=exclude,
+                            changing=changing, targets_named=named)
 
     def _data_in_lists(self, found) -> bool:
         return any(f.path.in_data for f in found.values())
@@ -172,6 +182,9 @@ class Tracker:
                 continue
             self._gradcheck(record.step, record.before, record.after, record.grads,
                             self._batches(record.forwards), settle=True)
+        if self.loss_kind is None and self.learned.loss is not None:
+            # (The loss whose gradient the updates follow, found with the model itself.)
+            self.loss_kind = self.learned.loss
         if self.loss_kind is None:
             output = self.output_function()
             self.loss_kind = {"sigmoid": "bce", "softmax": "ce"}.get(output or "", "mse")
@@ -232,8 +245,13 @@ class Tracker:
 
     # -- the hot path: one forward pass ----------------------------------------------------------
     def on_forward(self, ctx: Context) -> None:
-        out = self.chain.output.array(ctx)
         x = self.chain.input.array(ctx)
+        if self.chain.output is None:
+            # The code never keeps its output: computed from the inputs and parameters.
+            seen = observe(self.chain, ctx, check=False)
+            out = None if seen is None else (seen.acts[-1].T if self.chain.samples == "cols" else seen.acts[-1])
+        else:
+            out = self.chain.output.array(ctx)
         if out is None or x is None:
             return
         if self._moved(ctx):
@@ -666,7 +684,10 @@ class Tracker:
 
     # -- facts for the report ----------------------------------------------------------------------------
     def activation_name(self, index: int) -> str | None:
-        name = self.obs.identified.get(index) or self.chain.layers[index].function
+        layer = self.chain.layers[index]
+        name = self.obs.identified.get(index) or layer.function
+        if name is None and layer.computed:
+            return "linear"   # (recognised as linear from its updates)
         return "linear" if name == "identity" else name
 
     def output_function(self) -> str | None:

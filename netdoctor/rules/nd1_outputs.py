@@ -322,6 +322,8 @@ def loss_at_init(ctx: RuleContext):
         function (cross-entropy on probabilities, not on logits).
     """
     th = ctx.thresholds
+    if ctx.trace.info.extra.get("first_steps_unseen"):
+        raise Skip("the run's first steps were not observed, so its first loss is not the initial one")
     expected = _expected_initial_loss(ctx)
     if expected is None:
         raise Skip("no reference initial loss for this output/loss combination")

@@ -235,7 +235,10 @@ def init_scale(ctx: RuleContext):
         does not fit its data and its loss ends above ``fit_stuck_ratio`` of its
         start), and a warning otherwise: small nets train well from ``0.01 * randn``. Layers set up too large (or too
         small) than their activations need are one finding that lists them, with
-        each layer's numbers and line in its evidence.
+        each layer's numbers and line in its evidence. A network of one layer
+        (linear or logistic regression, one neuron) is not judged: with no layer
+        behind it there is no signal to keep in scale, and its loss is convex in
+        the weights, so zeros are the usual start.
 
     Why is this bad?
         These scales keep the size of activations and gradients roughly constant
@@ -253,6 +256,8 @@ def init_scale(ctx: RuleContext):
     """
     th = ctx.thresholds
     init = _init(ctx)
+    if len(layer_names(ctx.trace) or init) == 1:
+        raise Skip("a network of one layer: no signal passes between layers, so no scale to keep")
     fit = run_fits(ctx.trace, th)
     off = []   # (layer, activation, fan_in, fan_out, rms, target, rule_name, ratio, evidence)
     judged = 0

@@ -1,0 +1,325 @@
+"""Models whose output the code never keeps, recognised from their updates.
+
+Linear and logistic regression are often written with the prediction inside the
+gradient expression, ``grad_m = -2 * np.mean(X * (Y - (m * X + c)))``, or point by
+point in a loop (``b_grad += -(2/N) * (y - (m * x + b))``). No array ever holds the
+output, so no forward pass can be seen (see :mod:`.chain`). The updates still show
+the model. Between two visits of one place in the training loop the parameters move
+by -lr times the gradient of the loss, taken at their values of the first visit.
+
+A *hypothesis* says which arrays are the weight and the bias, which unchanging data
+are the inputs and which the targets, and whether the output is linear or a sigmoid
+trained on MSE or cross-entropy. Its gradient can be computed from the data. A
+hypothesis is taken when that gradient is parallel to the parameters' change (one
+rate for weight and bias together) at CONFIRMATIONS successive steps, with the same
+rate each time. A one-parameter model (``w * x``, no bias) has no direction to
+compare, so only the constant rate speaks for it, over more steps.
+
+Code whose gradient is wrong (a missing factor on the bias, a derivative left out)
+matches no hypothesis: such a model stays unobserved rather than wrongly identified.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .arrays import Found, Path, fingerprint
+from .chain import ChainSpec, LayerSpec, _looks_like_setting, _looks_like_weight
+
+MAX_PARAM_SIZE = 4096      # a weight vector of at most this many inputs
+MIN_SAMPLES = 4            # data with fewer samples than this are not a training set
+MAX_COLUMNS = 8            # a table of inputs and targets side by side has at most this many columns
+MAX_PLACES = 256           # places (lines, calls) remembered while no model shows
+MAX_HYPOTHESES = 400       # hypotheses tried at one change
+# Hypotheses are made afresh at most this many times at one place: a place inside a
+# per-sample loop sees its arrays change at every visit, but a place whose visits are
+# one step apart shows a model within its first few steps.
+ATTEMPTS_PER_PLACE = 6
+CONFIRMATIONS = 3          # steps at which a hypothesis must hold (the first included)
+SCALAR_CONFIRMATIONS = 4   # ... for a model of one number (no direction to compare)
+COS_MIN = 1 - 1e-6         # |cosine| between the change and the gradient
+RATE_RTOL = 1e-5           # the rate's relative drift between steps
+
+# (output function, loss) pairs tried; the loss names are those of :mod:`netdoctor.losses`.
+FORMS = (("identity", "mse"), ("sigmoid", "bce"), ("sigmoid", "mse"))
+
+
+@dataclass
+class Hypothesis:
+    w: Path
+    b: Path | None
+    x: Path
+    y: Path
+    op: str                  # how the weight meets the input (see chain.OPS)
+    function: str            # "identity" or "sigmoid"
+    loss: str                # "mse" or "bce"
+    w_shape: tuple
+    b_shape: tuple | None
+    rate: float = 0.0
+    held: int = 1            # steps at which it held
+    # The parameters' values ([w] or [w, b]) at each visit since the first step it explains:
+    # the steps seen while the model was being recognised are recorded, not lost.
+    history: list[list[np.ndarray]] = field(default_factory=list)
+
+    def values(self, snap: "_Snapshot") -> list[np.ndarray]:
+        return [snap.small[self.w.key()]] + ([snap.small[self.b.key()]] if self.b is not None else [])
+
+    def key(self) -> tuple:
+        return (self.w.key(), self.b.key() if self.b else None, self.x.key(), self.y.key(), self.op,
+                self.function, self.loss)
+
+    def spec(self) -> ChainSpec:
+        layer = LayerSpec(W=self.w, op=self.op, x=self.x, b=self.b,
+                          function=None if self.function == "identity" else self.function,
+                          w_shape=self.w_shape, b_shape=self.b_shape, computed=True)
+        return ChainSpec(layers=[layer])
+
+
+@dataclass
+class ImplicitModel:
+    """A model recognised from its updates, and where one step of it is counted."""
+
+    chain: ChainSpec
+    site: tuple              # the place whose visits are one step apart
+    targets: Path
+    loss: str
+    history: list[list[np.ndarray]]   # parameter values at each visit of the site, oldest first
+
+
+@dataclass
+class _Snapshot:
+    small: dict[tuple, np.ndarray] = field(default_factory=dict)   # path key -> copy (parameters)
+    digests: dict[tuple, tuple] = field(default_factory=dict)      # path key -> (shape, digest)
+    found: dict[tuple, Found] = field(default_factory=dict)
+    number: int = 0          # which visit of its place
+
+
+class ImplicitSearch:
+    """Remembers the program's small arrays at each place, and tries hypotheses when a
+    place is visited again with parameters moved."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple, _Snapshot] = {}
+        self._pending: dict[tuple, list[Hypothesis]] = {}
+        self._attempts: dict[tuple, int] = {}
+        self.tried = 0
+
+    def visit(self, key: tuple, found: dict[int, Found], number: int) -> ImplicitModel | None:
+        """Look at the program at the `number`-th visit of place `key`."""
+        now = _snapshot(found)
+        now.number = number
+        before = self._last.get(key)
+        if before is None and len(self._last) >= MAX_PLACES:
+            return None
+        self._last[key] = now
+        if before is None or before.number != number - 1:
+            return None   # (visits in between were not looked at: more than one step apart)
+        moved = [k for k, a in now.small.items() if k in before.small and a.dtype.kind == "f"
+                 and before.small[k].shape == a.shape and not np.array_equal(before.small[k], a)]
+        if not moved:
+            return None
+        pending = self._pending.get(key)
+        if pending:
+            kept = []
+            for h in pending:
+                rate = _rate(h, before, now)
+                if rate is not None and abs(rate - h.rate) <= RATE_RTOL * abs(h.rate):
+                    h.held += 1
+                    h.history.append(h.values(now))
+                    kept.append(h)
+                    if h.held >= (SCALAR_CONFIRMATIONS if _size(h) == 1 else CONFIRMATIONS):
+                        return ImplicitModel(chain=h.spec(), site=key, targets=h.y, loss=h.loss,
+                                             history=h.history)
+            self._pending[key] = kept
+            if kept:
+                return None
+        attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
+        self._pending[key] = self._hypotheses(before, now, moved) if attempts <= ATTEMPTS_PER_PLACE else []
+        return None
+
+    # -- hypotheses ------------------------------------------------------------------------------
+    def _hypotheses(self, before: _Snapshot, now: _Snapshot, moved: list[tuple]) -> list[Hypothesis]:
+        # (Names that usually hold settings are not ruled out: ``c`` is an intercept in
+        # ``m * x + c``, and a decaying rate fails the gradient test by itself.)
+        params = [k for k in moved if before.small[k].size <= MAX_PARAM_SIZE and not now.found[k].path.in_data]
+        weights = [k for k in params if _vector_like(before.small[k].shape)]
+        biases = [k for k in params if before.small[k].size == 1]
+        # Data stay put: same values at both visits (a table rebuilt each call counts as put).
+        data = [f for k, f in now.found.items()
+                if k not in moved and before.digests.get(k) == now.digests.get(k)
+                and f.array.ndim in (1, 2) and f.array.shape[0] >= 1 and f.array.size >= MIN_SAMPLES
+                and f.array.dtype.kind in "fiub" and not _looks_like_setting(f.name)]
+        # A weight-like name first: the cheap and likely hypotheses are tried first.
+        weights.sort(key=lambda k: not _looks_like_weight(now.found[k].name))
+        out: list[Hypothesis] = []
+        tried = 0
+        for wk in weights:
+            w_shape = before.small[wk].shape
+            d = int(np.prod(w_shape)) if w_shape else 1
+            for bk in [None] + [k for k in biases if k != wk]:
+                for x_path, y_path, X, Y, samples in _designs(d, data):
+                    op = _op(w_shape, samples)
+                    if op is None:
+                        continue
+                    for function, loss in FORMS:
+                        # (Cross-entropy's gradient X.T @ (p - y) is tried whatever the targets
+                        # hold: code that trains a sigmoid on -1/1 labels is recognised, and
+                        # the unreachable targets are then judged.)
+                        h = Hypothesis(w=now.found[wk].path, b=now.found[bk].path if bk else None, x=x_path,
+                                       y=y_path, op=op, function=function, loss=loss, w_shape=w_shape,
+                                       b_shape=before.small[bk].shape if bk else None)
+                        tried += 1
+                        rate = _rate(h, before, now, X, Y)
+                        if rate is not None:
+                            h.rate = rate
+                            h.history = [h.values(before), h.values(now)]
+                            out.append(h)
+                    if len(out) > 16 or tried > MAX_HYPOTHESES:
+                        self.tried += tried
+                        return out
+        self.tried += tried
+        return out
+
+
+def _snapshot(found: dict[int, Found]) -> _Snapshot:
+    snap = _Snapshot()
+    for f in found.values():
+        a = f.array
+        if a.dtype.kind not in "fiub" or a.size == 0:
+            continue
+        key = f.path.key()
+        snap.found[key] = f
+        if a.size <= MAX_PARAM_SIZE and a.dtype.kind == "f":
+            snap.small[key] = np.array(a, dtype=np.float64, copy=True)
+        snap.digests[key] = fingerprint(a)[1:]   # values, not identity
+    return snap
+
+
+def _vector_like(shape: tuple) -> bool:
+    return len(shape) <= 1 or (len(shape) == 2 and min(shape) == 1)
+
+
+def _size(h: Hypothesis) -> int:
+    return (int(np.prod(h.w_shape)) if h.w_shape else 1) + (1 if h.b is not None else 0)
+
+
+def _op(w_shape: tuple, samples: str) -> str | None:
+    """The chain's op for a weight of this shape meeting inputs kept this way."""
+    if samples == "vec":
+        return "sx" if int(np.prod(w_shape) if w_shape else 1) == 1 and len(w_shape) == 0 else None
+    if samples == "rows":
+        if len(w_shape) == 1:
+            return "xw"
+        if len(w_shape) == 2:
+            return "xW" if w_shape[1] == 1 else "xWt"
+        return None
+    if len(w_shape) == 2:   # samples in columns
+        return "Wtx" if w_shape[1] == 1 else "Wx"
+    return None
+
+
+def _designs(d: int, data: list[Found]):
+    """(input path, target path, X rows (n, d), Y (n,), samples) for d inputs per sample."""
+    by_n: dict[int, list[tuple[Path, np.ndarray]]] = {}
+
+    def add_target(path: Path, y: np.ndarray) -> None:
+        by_n.setdefault(len(y), []).append((path, y))
+
+    inputs: list[tuple[Path, np.ndarray, str]] = []
+    for f in data:
+        a = np.asarray(f.array, dtype=np.float64)
+        if a.ndim == 1:
+            add_target(f.path, a)
+            if d == 1:
+                inputs.append((f.path, a.reshape(-1, 1), "vec"))
+            continue
+        n, k = a.shape
+        if k == 1:
+            add_target(f.path, a[:, 0])
+        if n == 1:
+            add_target(f.path, a[0])
+        if k == d and n >= MIN_SAMPLES:
+            inputs.append((f.path, a, "rows"))
+        if n == d and k >= MIN_SAMPLES and d >= 1:
+            inputs.append((f.path, a.T, "cols"))
+        if 2 <= k <= MAX_COLUMNS and k - 1 == d and n >= MIN_SAMPLES:
+            # Inputs and targets side by side in one table.
+            for j in range(k):
+                rest = tuple(c for c in range(k) if c != j)
+                y_path = Path(f.path.root, f.path.steps + (("column", j),))
+                if d == 1:
+                    x_path = Path(f.path.root, f.path.steps + (("column", rest[0]),))
+                    yield x_path, y_path, a[:, rest], a[:, j], "vec"
+                else:
+                    x_path = Path(f.path.root, f.path.steps + (("column", rest),))
+                    yield x_path, y_path, a[:, rest], a[:, j], "rows"
+    for x_path, X, samples in inputs:
+        for y_path, y in by_n.get(X.shape[0], []):
+            if y_path.key() == x_path.key():
+                continue
+            yield x_path, y_path, X, y, samples
+
+
+def _gradient(h: Hypothesis, w: np.ndarray, b: np.ndarray | None, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    wv = w.reshape(-1)
+    with np.errstate(all="ignore"):
+        z = X @ wv + (0.0 if b is None else float(b.reshape(-1)[0]))
+        if h.function == "sigmoid":
+            p = 1.0 / (1.0 + np.exp(-z))
+            r = p - Y if h.loss == "bce" else (p - Y) * p * (1 - p)
+        else:
+            r = z - Y
+        g = X.T @ r
+        return np.concatenate([g, [r.sum()]]) if b is not None else g
+
+
+def _rate(h: Hypothesis, before: _Snapshot, now: _Snapshot,
+          X: np.ndarray | None = None, Y: np.ndarray | None = None) -> float | None:
+    """The learning rate by which the change is -rate x this hypothesis's gradient (None if
+    the change is not along the gradient)."""
+    wk, bk = h.w.key(), h.b.key() if h.b is not None else None
+    if wk not in before.small or wk not in now.small or (bk is not None and (bk not in before.small
+                                                                          or bk not in now.small)):
+        return None
+    if X is None or Y is None:
+        fx, fy = now.found.get(h.x.key()), now.found.get(h.y.key())
+        X, Y = _data(h.x, fx, now, h.op), _data(h.y, fy, now, None)
+        if X is None or Y is None or len(X) != len(Y):
+            return None
+    w0, w1 = before.small[wk], now.small[wk]
+    b0, b1 = (before.small[bk], now.small[bk]) if bk is not None else (None, None)
+    g = _gradient(h, w0, b0, X, Y)
+    delta = np.concatenate([(w1 - w0).reshape(-1)] + ([(b1 - b0).reshape(-1)] if bk is not None else []))
+    gg, dd = float(g @ g), float(delta @ delta)
+    if not (math.isfinite(gg) and math.isfinite(dd)) or gg == 0 or dd == 0:
+        return None
+    dg = float(delta @ g)
+    if g.size > 1 and abs(dg) / math.sqrt(gg * dd) < COS_MIN:
+        return None
+    return -dg / gg
+
+
+def _data(path: Path, f: Found | None, now: _Snapshot, op: str | None) -> np.ndarray | None:
+    """The array a hypothesis's data path reaches now, in rows form (targets: 1-D)."""
+    steps = path.steps
+    column = steps[-1][1] if steps and steps[-1][0] == "column" else None
+    if column is not None:
+        table = now.found.get(Path(path.root, steps[:-1]).key())
+        if table is None:
+            return None
+        a = np.asarray(table.array, dtype=np.float64)
+        part = a[:, column if isinstance(column, int) else list(column)]
+    elif f is not None:
+        part = np.asarray(f.array, dtype=np.float64)
+    else:
+        return None
+    if op is None:   # targets: one per sample
+        return part.reshape(-1) if part.ndim == 1 or 1 in part.shape else None
+    if op == "sx":
+        return part.reshape(-1, 1) if part.ndim == 1 else None
+    if op in ("Wtx", "Wx"):
+        return part.T if part.ndim == 2 else None
+    return part if part.ndim == 2 else None
