@@ -327,13 +327,6 @@ class Learner:
                 return None
             out_fp = fingerprint(forward.raw_out)
         # A forward pass has just completed here.
-        if max(self._changes.values(), default=0) > MAX_CHANGES_PER_FORWARD:
-            # The parameters moved several times since the last pass of this chain: it is a
-            # forward made now and then (for a printed loss), not the training's own.
-            self._logging_outputs.add(self.chain.output.key())
-            self.chain, self._moved, self._changes = None, False, {}
-            self._adopt_reset()
-            return None
         self._changes = {}
         self._last_out_fp[tier] = out_fp
         self._note_producers(ctx, self.chain)
