@@ -10,7 +10,8 @@ per rule:
   (:func:`netdoctor.seeding.perturb_weights`), so a knife-edge verdict shows;
 * **healthy scripts**: every case study's ``fixed.py`` (and extra healthy scripts),
   plus any folder of scripts given with ``--scripts DIR`` that holds an
-  ``expect.json`` marking cases ``"healthy": true`` (each run from its own folder).
+  ``expect.json``: its cases marked ``"healthy": true`` and the ``fixed.py`` of its buggy
+  cases (a correction that trains; each run from its own folder).
 
     python benchmarks/false_errors.py                       # MLP configs x 10 seeds + case studies
     python benchmarks/false_errors.py --seeds 3 --no-cases  # quicker
@@ -159,7 +160,7 @@ def judge_reference(ref: Reference, seed: int) -> dict[str, Any]:
 
 
 def healthy_scripts(scripts_dirs: list[Path], with_cases: bool) -> list[tuple[str, Path]]:
-    """(label, script) of every healthy script: case-study fixes and corpora's healthy cases."""
+    """(label, script) of every healthy script: case-study fixes, corpora's healthy cases and fixes."""
     found: list[tuple[str, Path]] = []
     if with_cases:
         from netdoctor.casefile import find_cases, load_case
@@ -173,8 +174,12 @@ def healthy_scripts(scripts_dirs: list[Path], with_cases: bool) -> list[tuple[st
     for folder in scripts_dirs:
         expect = json.loads((folder / "expect.json").read_text())
         for case, e in sorted(expect.items()):
-            if not case.startswith("_") and e.get("healthy"):
+            if case.startswith("_"):
+                continue
+            if e.get("healthy"):
                 found.append((f"{folder.name}/{case}", folder / case / "original.py"))
+            elif (folder / case / "fixed.py").is_file():   # a buggy case's correction trains too
+                found.append((f"{folder.name}/{case}/fixed", folder / case / "fixed.py"))
     return found
 
 
@@ -201,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--script-seeds", type=int, default=1,
                     help="seeds per healthy script (the first is the script's own seed)")
     ap.add_argument("--scripts", type=Path, action="append", default=[],
-                    help="a corpus folder with expect.json (healthy cases run from there)")
+                    help="a corpus folder with expect.json (its healthy cases and fixed.py scripts run from there)")
     ap.add_argument("--no-cases", action="store_true", help="skip the case studies' fixed scripts")
     ap.add_argument("--no-reference", action="store_true", help="skip the reference-MLP configurations")
     ap.add_argument("--json", type=Path, help="write every run's result here")

@@ -47,6 +47,13 @@ class Thresholds:
     fit_stuck_ratio: float = 0.9
     fit_tail_frac: float = 0.05
     fit_knn_min_samples: int = 20
+    # A probe-batch loss that repeats its exact value from one recorded step to the next
+    # although the weights changed in between was not measured on the current network (its
+    # outputs were kept from earlier steps). When more than this share of such step pairs
+    # (at least `probe_frozen_min_pairs` of them) repeat, the probe series is *frozen*: rules
+    # judge the batch loss instead, and run_fits does not read the probe accuracy.
+    probe_frozen_frac: float = 0.5
+    probe_frozen_min_pairs: int = 4
 
     # --- ND1 outputs and loss --------------------------------------------------
     # Steps ignored before output-based rules start judging (training needs a moment).
@@ -106,6 +113,10 @@ class Thresholds:
     # many times, are a learning rate far too high even if the network then saturates and the
     # later steps shrink to nothing. Healthy small nets peak below 0.4, stuck ones below 2.
     update_ratio_burst: float = 2.5
+    # ND502 is an error only when the run's steps, all together, could not have moved the
+    # weights by this share of their size (median ratio x steps taken while learning): small
+    # steps are how per-sample SGD works, and 60,000 steps of 1e-5 can travel 0.6x the weights.
+    update_travel_error: float = 0.1
     update_burst_steps: int = 2
     update_cos_min: float = 0.0        # updates should point downhill: cos(update, -grad) > 0
 

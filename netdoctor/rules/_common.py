@@ -151,19 +151,56 @@ def running_mean(values: np.ndarray, window: int) -> np.ndarray:
 # --- loss ---------------------------------------------------------------------
 
 
+def probe_frozen(trace: Trace, th: Thresholds | None = None) -> bool:
+    """Whether the probe-batch series stopped following the network (see ``probe_frozen_frac``).
+
+    A network whose weights changed computes different outputs, so its probe loss changes,
+    if only in the last digits. A probe loss that repeats its exact value across most
+    recorded steps at which the weights moved was read from outputs kept from earlier
+    steps, not measured on the network as it is: judging it would judge the past.
+    """
+    th = th or Thresholds()
+    steps, probe = trace.series("probe_loss")
+    probe = np.asarray(probe, dtype=float).ravel()
+    if len(probe) < 2:
+        return False
+    _, moved = trace.series("update_norm")
+    moved = np.asarray(moved, dtype=float).ravel()
+    if len(moved) == len(probe):
+        changed = np.nan_to_num(moved[1:]) > 0
+    else:
+        _, norm = trace.series("weight_norm")
+        norm = np.asarray(norm, dtype=float).ravel()
+        if len(norm) != len(probe):
+            return False
+        changed = np.isfinite(norm[1:]) & np.isfinite(norm[:-1]) & (norm[1:] != norm[:-1])
+    pairs = changed & np.isfinite(probe[1:]) & np.isfinite(probe[:-1])
+    n = int(pairs.sum())
+    if n < th.probe_frozen_min_pairs:
+        return False
+    repeated = int((pairs & (probe[1:] == probe[:-1])).sum())
+    return repeated > th.probe_frozen_frac * n
+
+
 def loss_curve(trace: Trace) -> tuple[np.ndarray, np.ndarray, str]:
     """The loss as it evolved: (steps, values, which series).
 
     The probe-batch loss is preferred: it is measured on the same samples at every
-    step, so it is comparable across steps. The per-batch training loss jumps from
-    batch to batch (per-sample SGD most of all), so it is smoothed over ~5% of the run.
+    step, so it is comparable across steps, unless it is frozen (:func:`probe_frozen`:
+    it repeats itself while the weights move, so it is not measured on the network as
+    it is). The per-batch training loss jumps from batch to batch (per-sample SGD most
+    of all), so it is smoothed over ~5% of the run.
     """
     steps, values = finite_series(trace, "probe_loss")
+    frozen = False
     if len(values) >= 2:
-        return steps, values, "probe_loss"
+        frozen = probe_frozen(trace)
+        if not frozen or len(finite_series(trace, "loss")[1]) < 2:
+            return steps, values, "probe_loss"
     steps, values = finite_series(trace, "loss")
     if len(values) >= 2:
-        return steps, running_mean(values, len(values) // 20), "loss (smoothed)"
+        source = "loss (smoothed; the probe loss was frozen)" if frozen else "loss (smoothed)"
+        return steps, running_mean(values, len(values) // 20), source
     raise Skip("fewer than two finite loss values recorded")
 
 
@@ -318,6 +355,10 @@ def run_fits(trace: Trace, th: Thresholds) -> Fit:
     _, acc = finite_series(trace, "accuracy")
     if labels is None or len(acc) == 0 or len(np.unique(labels)) < 2:
         return Fit(loss_ok, start, end, reason=reason)
+    if probe_frozen(trace, th):
+        # The probe accuracy comes from the same stale outputs as the frozen probe loss.
+        return Fit(loss_ok, start, end, reason=reason + "; the probe accuracy was not re-measured "
+                   "as the weights changed, so only the loss is judged")
     accuracy = float(np.median(acc[-max(1, int(round(th.fit_tail_frac * len(acc)))):]))
     chance = float(np.max(np.bincount(labels)) / len(labels))
     allowed = max(accuracy_allowed(trace, th, labels), chance)

@@ -236,11 +236,13 @@ def _samples(value) -> list[list[float]]:
     """The event's sample (z, f(z)) pairs as [[z, a], ...] of finite numbers (at most four)."""
     out = []
     if isinstance(value, (list, tuple)):
-        for pair in value[:4]:
+        for pair in value:
             if isinstance(pair, (list, tuple)) and len(pair) == 2:
                 z, a = as_float(pair[0]), as_float(pair[1])
                 if math.isfinite(z) and math.isfinite(a):
                     out.append([z, a])
+                    if len(out) == 4:
+                        break
     return out
 
 

@@ -109,7 +109,11 @@ def update_ratio_low(ctx: RuleContext):
         before the loss came down to its fitted level (a fitted network's steps shrink
         by design). When even the layer with the largest steps stays below the lower
         end of ``update_ratio_warn``, a warning; below that of ``update_ratio_error``,
-        an error. (One slow layer among fast ones points at its gradient — ND201 —
+        an error if, in addition, that many steps of that size could not move the
+        weights by ``update_travel_error`` of their size over the whole learning stretch
+        (median ratio x steps taken): a run of many small steps (per-sample SGD) can
+        still get somewhere, so its small steps are a warning. (One slow layer among
+        fast ones points at its gradient — ND201 —
         not at the learning rate, which all layers share; and a run with steps
         several times the size of the weights, ``update_ratio_burst``, had a learning
         rate too high, not too low, whatever its later steps look like.)
@@ -141,22 +145,32 @@ def update_ratio_low(ctx: RuleContext):
         raise Skip("no update ratios recorded while the loss was still high")
     fastest = max(medians, key=medians.get)
     top = medians[fastest]
+    # Steps taken while learning (step numbers, not recorded rows: the trace is thinned).
+    taken = int(window[-1] - window[0] + 1) if len(window) else 0
+    travel = top * taken
     if top < th.update_ratio_error[0]:
-        severity, bound = Severity.ERROR, th.update_ratio_error[0]
+        bound = th.update_ratio_error[0]
+        severity = Severity.ERROR if travel < th.update_travel_error else Severity.WARNING
     elif top < th.update_ratio_warn[0]:
         severity, bound = Severity.WARNING, th.update_ratio_warn[0]
     else:
         return []
     listed = ", ".join(f"{layer} {fmt(value)}" for layer, value in medians.items())
+    many = "" if severity == Severity.ERROR or top >= th.update_ratio_error[0] else (
+        f"; a warning: its {taken} steps could still move the weights by up to {fmt(travel, 2)}x "
+        f"their size")
     return [
         ctx.finding(
             f"every layer's steps change its weights by less than {fmt(bound)} of their size while the "
-            f"loss is still high (median ratios: {listed}); about 1e-3 is typical",
+            f"loss is still high (median ratios: {listed}); about 1e-3 is typical{many}",
             severity=severity,
             evidence={
                 "update_ratio_medians": medians,
                 "largest_median": top,
                 "steps_judged": int(len(window)),
+                "steps_taken": taken,
+                "update_travel": travel,
+                "update_travel_error": th.update_travel_error,
                 "update_ratio_warn": th.update_ratio_warn,
                 "update_ratio_error": th.update_ratio_error,
                 "plateau_fit_loss": th.plateau_fit_loss,
