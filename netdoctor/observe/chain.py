@@ -90,6 +90,25 @@ def product(op: str, W: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     return None
 
 
+def bias_row_product(op: str, W: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """W applied to x when W's last row (last column, for ``Wx``) is the bias: the code
+    appends a constant-1 feature to x inside the product, ``with_ones(x) @ W``, so the
+    extended input is a temporary that is never seen. None when the shapes do not fit."""
+    if W.ndim != 2 or x.ndim not in (1, 2):
+        return None
+    W = W.astype(np.float64)
+    if op == "xW" and W.shape[0] >= 2:
+        p = product(op, W[:-1], x)
+        return None if p is None else p + W[-1]
+    if op == "Wx" and W.shape[1] >= 2:
+        p = product(op, W[:, :-1], x)
+        return None if p is None else p + (W[:, -1] if x.ndim == 1 else W[:, -1:])
+    return None
+
+
+MIN_ROW_SAMPLES = 4      # samples a batch needs before a weight's last row is tried as its bias
+
+
 HEAD = 16   # samples compared while searching (a link that holds on 16 samples holds)
 
 
@@ -354,6 +373,7 @@ class _Link:
     function_code: CodeType | None = None
     members: dict[int, tuple] = field(default_factory=dict)   # id -> fingerprint when found
     gone_since: int | None = None    # update at which its input or z stopped being reachable
+    bias_row: bool = False           # W's last row is the bias (see bias_row_product)
 
     @property
     def out(self) -> Found:
@@ -536,8 +556,10 @@ class ChainSearch:
         # Arrays already placed as a z, an activation or a bias are not weights. (An input
         # may be a weight taken for an input: x @ W and W.T @ x.T show the same numbers.)
         placed = {id(m.array) for l in self.links for m in (l.z, l.a, l.b) if m is not None}
+        # (Nor is what a function has just returned and nothing holds yet: a parameter is kept
+        # somewhere between steps, so a value reachable only as a result is a temporary.)
         weights = [f for f in items if f.array.dtype.kind == "f" and id(f.array) not in placed
-                   and not from_list(f.array)
+                   and not from_list(f.array) and f.path.root.kind != "result"
                    and (f.array.ndim == 2 or (f.array.ndim <= 1 and f.array.size <= MAX_VECTOR_WEIGHT))
                    and not (f.array.ndim == 0 and _looks_like_setting(f.name))
                    and (self.params is None or id(f.array) in self.params)]
@@ -547,7 +569,7 @@ class ChainSearch:
         for f in items:
             a = f.array
             if a.dtype.kind in "fi" and (a.ndim <= 1 or 1 in a.shape) and not from_list(a) \
-                    and (self.params is None or id(a) in self.params):
+                    and f.path.root.kind != "result" and (self.params is None or id(a) in self.params):
                 biases.setdefault(a.size, []).append(f)
         ctx = (by_shape, weights, biases, calls)
         fresh = [f for f in new if _informative(f.array)]
@@ -611,9 +633,9 @@ class ChainSearch:
                 ok = close.all(axis=2) & constant[:, None]
                 hit = np.where(ok.any(axis=1), np.argmax(ok, axis=1), -1)
             zeros = [B for B in candidates if not np.any(B.array)]
-            for k, (W, op, x, p) in enumerate(group):
-                if not significant[k]:
-                    continue
+            for k, (W, op, x, p, row) in enumerate(group):
+                if not significant[k] or (row and not no_bias[k]):
+                    continue   # (a weight that carries its bias needs no other)
                 single_number = x.array.ndim == 0
                 if single_number and not _looks_like_weight(W.name):
                     # z = w * x + b for one sample of one input: any three numbers that happen
@@ -626,14 +648,14 @@ class ChainSearch:
                     bias = candidates[hit[k]]
                     if bias is W or bias is x or (single_number and not _looks_like_bias(bias.name)):
                         continue
-                elif zeros:
+                elif zeros and not row:
                     # z = x W exactly: either no bias, or a bias still at its initial zeros.
                     bias = _zero_bias(W, [B for B in zeros if not single_number or _looks_like_bias(B.name)])
                 members = {id(m.array): self.fps[id(m.array)] for m in (W, x, N, bias, produced) if m is not None}
                 if produced is None:
-                    links.append(_Link(W, op, x, bias, N, members=members))
+                    links.append(_Link(W, op, x, bias, N, members=members, bias_row=row))
                 else:
-                    links.append(_Link(W, op, x, bias, None, a=produced, members=members))
+                    links.append(_Link(W, op, x, bias, None, a=produced, members=members, bias_row=row))
         return links
 
     def _products(self, N: Found, shape: tuple, ctx, produced: Found | None):
@@ -647,8 +669,13 @@ class ChainSearch:
                 continue  # (a 1 x 1 matrix "weight" matches any pair of numbers)
             if not self._informative(W.array):
                 continue  # all equal (zeros at init, sigmoid(0) everywhere): proves nothing
-            for op in OPS:
-                xs = _x_shape(op, W.array.shape, shape)
+            shapes = [(op, False, W.array.shape) for op in OPS]
+            if W.array.ndim == 2:
+                r, c = W.array.shape
+                shapes += [("xW", True, (r - 1, c))] if r >= 2 else []
+                shapes += [("Wx", True, (r, c - 1))] if c >= 2 else []
+            for op, row, w_shape in shapes:
+                xs = _x_shape(op, w_shape, shape)
                 if xs is None:
                     continue
                 for x in by_shape.get(xs, ()):
@@ -656,10 +683,12 @@ class ChainSearch:
                         continue
                     if not self._informative(x.array):
                         continue
-                    key = (id(W.array), self.fps.get(id(W.array)), id(x.array), self.fps.get(id(x.array)), op)
+                    if row and (x.array.ndim != 2 or rows(x.array, samples_of(op)).shape[0] < MIN_ROW_SAMPLES):
+                        continue   # (for one sample, a weight's free last row fits too much)
+                    key = (id(W.array), self.fps.get(id(W.array)), id(x.array), self.fps.get(id(x.array)), op, row)
                     p = self._products_seen.get(key)
                     if p is None:
-                        p = product(op, W.array, head(x.array, samples_of(op)))
+                        p = (bias_row_product if row else product)(op, W.array, head(x.array, samples_of(op)))
                         # An all-zero product says nothing about which arrays are linked.
                         p = p if p is not None and np.any(p) and np.isfinite(p).all() else False
                         if len(self._products_seen) > 20_000:
@@ -667,7 +696,7 @@ class ChainSearch:
                         self._products_seen[key] = p
                     if p is False:
                         continue
-                    yield W, op, x, p
+                    yield W, op, x, p, row
 
     def _informative(self, a: np.ndarray) -> bool:
         key = (id(a), self.fps.get(id(a)))
@@ -696,11 +725,11 @@ class ChainSearch:
         constant = np.abs(Dc - R[:, None, :]).max(axis=(1, 2)) <= tol
         candidates = [B for B in biases.get(R.shape[1], ()) if B is not N]
         links = []
-        for k, (W, op, x, p) in enumerate(group):
+        for k, (W, op, x, p, row) in enumerate(group):
             if not constant[k]:
                 continue
             bias = None
-            if np.abs(R[k]).max() > tol[k]:
+            if np.abs(R[k]).max() > tol[k] and not row:
                 for B in candidates:
                     v = B.array.astype(np.float64).reshape(-1)
                     if B is not W and B is not x and np.abs((v - v[0]) - R[k]).max() <= tol[k]:
@@ -715,7 +744,7 @@ class ChainSearch:
             if not matches(unrows(function_of("softmax")(rows(z, samples)), samples, z.shape), a, 1e-6):
                 continue
             members = {id(m.array): self.fps[id(m.array)] for m in (W, x, N, bias) if m is not None}
-            links.append(_Link(W, op, x, bias, None, a=N, function="softmax", members=members))
+            links.append(_Link(W, op, x, bias, None, a=N, function="softmax", members=members, bias_row=row))
         return links
 
     def _attach(self, N: Found, ctx) -> bool:
@@ -781,7 +810,8 @@ class ChainSearch:
             f = function_of(name, slope)
             for link in links:
                 samples = samples_of(link.op)
-                p = product(link.op, link.W.array, head(link.x.array, samples))
+                p = (bias_row_product if link.bias_row else product)(link.op, link.W.array,
+                                                                     head(link.x.array, samples))
                 z = p if link.b is None else p + _bias_shaped(link.b.array, p.shape, samples)
                 if matches(unrows(f(rows(z, samples)), samples, z.shape), head(a, samples), 1e-6):
                     link.function, link.slope = name, slope
@@ -1006,12 +1036,14 @@ def _spec(path: list[_Link], aug: tuple = (), found: dict[int, Found] | None = N
     aug = tuple(aug) + (False,) * (len(path) - len(aug))
     # One convention for the whole chain: when later layers carry their bias in the weight,
     # so does the first, if the array its input was extended from is there to be its input.
-    source = _source_of(path[0], found) if any(aug[1:]) or (len(path) == 1 and found) else None
+    source = None
+    if not path[0].bias_row and (any(aug[1:]) or (len(path) == 1 and found)):
+        source = _source_of(path[0], found)
     if source is not None:
         aug = (True,) + aug[1:]
     for index, l in enumerate(path):
         layers.append(LayerSpec(
-            bias_row=aug[index],
+            bias_row=aug[index] or l.bias_row,
             W=l.W.path, op=l.op, x=source.path if index == 0 and source is not None else l.x.path,
             b=l.b.path if l.b is not None else None,
             # (a z no longer reachable was a temporary: recomputed from x, W and b)

@@ -21,6 +21,7 @@ matches no hypothesis: such a model stays unobserved rather than wrongly identif
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -45,6 +46,7 @@ RATE_RTOL = 1e-5           # the rate's relative drift between steps
 
 # (output function, loss) pairs tried; the loss names are those of :mod:`netdoctor.losses`.
 FORMS = (("identity", "mse"), ("sigmoid", "bce"), ("sigmoid", "mse"))
+ORDERS = ("joint", "w_first", "b_first")   # see Hypothesis.order
 
 
 @dataclass
@@ -58,6 +60,10 @@ class Hypothesis:
     loss: str                # "mse" or "bce"
     w_shape: tuple
     b_shape: tuple | None
+    # When the bias's gradient is taken: "joint" (both gradients at the old values), or
+    # after the weight's update ("w_first": ``m -= ...`` runs before ``c``'s gradient is
+    # formed, so ``c`` sees the new ``m``), or the other way round ("b_first").
+    order: str = "joint"
     rate: float = 0.0
     held: int = 1            # steps at which it held
     # The parameters' values ([w] or [w, b]) at each visit since the first step it explains:
@@ -69,7 +75,7 @@ class Hypothesis:
 
     def key(self) -> tuple:
         return (self.w.key(), self.b.key() if self.b else None, self.x.key(), self.y.key(), self.op,
-                self.function, self.loss)
+                self.function, self.loss, self.order)
 
     def spec(self) -> ChainSpec:
         layer = LayerSpec(W=self.w, op=self.op, x=self.x, b=self.b,
@@ -107,8 +113,10 @@ class ImplicitSearch:
         self._attempts: dict[tuple, int] = {}
         self.tried = 0
 
-    def visit(self, key: tuple, found: dict[int, Found], number: int) -> ImplicitModel | None:
-        """Look at the program at the `number`-th visit of place `key`."""
+    def visit(self, key: tuple, found: dict[int, Found], number: int,
+              not_data: set[tuple] = frozenset()) -> ImplicitModel | None:
+        """Look at the program at the `number`-th visit of place `key`; arrays whose path keys
+        are in `not_data` are never taken for inputs or targets."""
         now = _snapshot(found)
         now.number = number
         before = self._last.get(key)
@@ -126,6 +134,8 @@ class ImplicitSearch:
             kept = []
             for h in pending:
                 rate = _rate(h, before, now)
+                if rate is not None and _size(h) == 1 and _same_change(h, before, now):
+                    rate = None   # (one number moving by a constant step: any constant gradient fits)
                 if rate is not None and abs(rate - h.rate) <= RATE_RTOL * abs(h.rate):
                     h.held += 1
                     h.history.append(h.values(now))
@@ -137,11 +147,12 @@ class ImplicitSearch:
             if kept:
                 return None
         attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
-        self._pending[key] = self._hypotheses(before, now, moved) if attempts <= ATTEMPTS_PER_PLACE else []
+        self._pending[key] = self._hypotheses(before, now, moved, not_data) if attempts <= ATTEMPTS_PER_PLACE else []
         return None
 
     # -- hypotheses ------------------------------------------------------------------------------
-    def _hypotheses(self, before: _Snapshot, now: _Snapshot, moved: list[tuple]) -> list[Hypothesis]:
+    def _hypotheses(self, before: _Snapshot, now: _Snapshot, moved: list[tuple],
+                    not_data: set[tuple] = frozenset()) -> list[Hypothesis]:
         # (Names that usually hold settings are not ruled out: ``c`` is an intercept in
         # ``m * x + c``, and a decaying rate fails the gradient test by itself.)
         params = [k for k in moved if before.small[k].size <= MAX_PARAM_SIZE and not now.found[k].path.in_data]
@@ -149,7 +160,7 @@ class ImplicitSearch:
         biases = [k for k in params if before.small[k].size == 1]
         # Data stay put: same values at both visits (a table rebuilt each call counts as put).
         data = [f for k, f in now.found.items()
-                if k not in moved and before.digests.get(k) == now.digests.get(k)
+                if k not in moved and k not in not_data and before.digests.get(k) == now.digests.get(k)
                 and f.array.ndim in (1, 2) and f.array.shape[0] >= 1 and f.array.size >= MIN_SAMPLES
                 and f.array.dtype.kind in "fiub" and not _looks_like_setting(f.name)]
         # A weight-like name first: the cheap and likely hypotheses are tried first.
@@ -164,13 +175,13 @@ class ImplicitSearch:
                     op = _op(w_shape, samples)
                     if op is None:
                         continue
-                    for function, loss in FORMS:
+                    for (function, loss), order in itertools.product(FORMS, ORDERS if bk else ORDERS[:1]):
                         # (Cross-entropy's gradient X.T @ (p - y) is tried whatever the targets
                         # hold: code that trains a sigmoid on -1/1 labels is recognised, and
                         # the unreachable targets are then judged.)
                         h = Hypothesis(w=now.found[wk].path, b=now.found[bk].path if bk else None, x=x_path,
                                        y=y_path, op=op, function=function, loss=loss, w_shape=w_shape,
-                                       b_shape=before.small[bk].shape if bk else None)
+                                       b_shape=before.small[bk].shape if bk else None, order=order)
                         tried += 1
                         rate = _rate(h, before, now, X, Y)
                         if rate is not None:
@@ -196,6 +207,15 @@ def _snapshot(found: dict[int, Found]) -> _Snapshot:
             snap.small[key] = np.array(a, dtype=np.float64, copy=True)
         snap.digests[key] = fingerprint(a)[1:]   # values, not identity
     return snap
+
+
+def _same_change(h: Hypothesis, before: _Snapshot, now: _Snapshot) -> bool:
+    """Whether a one-number model moved by the same step as at its previous visit."""
+    if len(h.history) < 2:
+        return False
+    previous = float(h.history[-1][0].reshape(-1)[0] - h.history[-2][0].reshape(-1)[0])
+    change = float((now.small[h.w.key()] - before.small[h.w.key()]).reshape(-1)[0])
+    return abs(change - previous) <= RATE_RTOL * max(abs(change), 1e-300)
 
 
 def _vector_like(shape: tuple) -> bool:
@@ -263,17 +283,27 @@ def _designs(d: int, data: list[Found]):
             yield x_path, y_path, X, y, samples
 
 
-def _gradient(h: Hypothesis, w: np.ndarray, b: np.ndarray | None, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    wv = w.reshape(-1)
+def _residual(h: Hypothesis, w: np.ndarray, b: np.ndarray | None, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """d loss / d z per sample, at parameters (w, b)."""
     with np.errstate(all="ignore"):
-        z = X @ wv + (0.0 if b is None else float(b.reshape(-1)[0]))
+        z = X @ w.reshape(-1) + (0.0 if b is None else float(b.reshape(-1)[0]))
         if h.function == "sigmoid":
             p = 1.0 / (1.0 + np.exp(-z))
-            r = p - Y if h.loss == "bce" else (p - Y) * p * (1 - p)
-        else:
-            r = z - Y
-        g = X.T @ r
-        return np.concatenate([g, [r.sum()]]) if b is not None else g
+            return p - Y if h.loss == "bce" else (p - Y) * p * (1 - p)
+        return z - Y
+
+
+def _gradient(h: Hypothesis, w0: np.ndarray, b0: np.ndarray | None, X: np.ndarray, Y: np.ndarray,
+              w1: np.ndarray | None = None, b1: np.ndarray | None = None) -> np.ndarray:
+    """The gradient of a step from (w0, b0), each part taken where the hypothesis's order
+    says (w1, b1: the values after the step, for the parts updated one after the other)."""
+    r = _residual(h, w0, b0, X, Y)
+    with np.errstate(all="ignore"):
+        if b0 is None:
+            return X.T @ r
+        r_w = _residual(h, w0, b1, X, Y) if h.order == "b_first" else r
+        r_b = _residual(h, w1, b0, X, Y) if h.order == "w_first" else r
+        return np.concatenate([X.T @ r_w, [r_b.sum()]])
 
 
 def _rate(h: Hypothesis, before: _Snapshot, now: _Snapshot,
@@ -291,7 +321,7 @@ def _rate(h: Hypothesis, before: _Snapshot, now: _Snapshot,
             return None
     w0, w1 = before.small[wk], now.small[wk]
     b0, b1 = (before.small[bk], now.small[bk]) if bk is not None else (None, None)
-    g = _gradient(h, w0, b0, X, Y)
+    g = _gradient(h, w0, b0, X, Y, w1, b1)
     delta = np.concatenate([(w1 - w0).reshape(-1)] + ([(b1 - b0).reshape(-1)] if bk is not None else []))
     gg, dd = float(g @ g), float(delta @ delta)
     if not (math.isfinite(gg) and math.isfinite(dd)) or gg == 0 or dd == 0:

@@ -41,7 +41,6 @@ MAX_CHECKPOINTS = 20_000     # checkpoints looked at before giving up (counted l
 MAX_SECONDS = 4.0            # CPU seconds spent learning, before a network shows and after
 STEP_BUDGET_FACTOR = 4.0     # ... or this many times what the first steps took
 HOT_VISITS = 32              # visits of one place looked at in full while no network shows
-MAX_CHANGES_PER_FORWARD = 2  # a parameter may change twice between forwards (W -= lr * g; W -= decay)
 UPDATES_TO_LEARN = 2         # steps watched before the sites are settled
 LOST_CHECKPOINTS = 200       # checkpoints without a valid forward before searching again
 QUIET_SEARCHES = 12          # fruitless searches after a whole forward pass before settling
@@ -122,6 +121,7 @@ class Learner:
         self._changed = True
         self._moved = False                      # the parameters have changed at least once
         self._misses = 0                         # checkpoints in a row where the chain did not hold
+        self._lost = False                       # the chain stopped holding anywhere: searching again
         self._quiet = 0                          # searches in a row that found nothing better
         self._after_move_searches = 0
         self._last_arrays: dict[tuple, np.ndarray] = {}
@@ -146,11 +146,6 @@ class Learner:
         self._cycle_seen: dict[int, Found] = {}     # arrays seen during the current cycle
         self.delta_factors: dict[int, tuple] = {}
         self.implicit = ImplicitSearch()
-        # How often each parameter changed since the last forward pass: more than
-        # MAX_CHANGES_PER_FORWARD means several updates per forward, one made for a log line.
-        self._changes: dict[int, int] = {}
-        self._seen_fp: tuple | None = None
-        self._logging_outputs: set[tuple] = set()   # outputs of such forwards: never the network's
         self.implicit_model: ImplicitModel | None = None   # once a model is recognised from updates
 
     # -- budget -----------------------------------------------------------------------------
@@ -250,18 +245,20 @@ class Learner:
         if self.chain is not None and len(self._cycle_seen) < 600:
             for i, f in found.items():
                 self._cycle_seen.setdefault(i, f)
-        if self.chain is not None and self.implicit_model is None and self._ref_fp is not None:
-            fp = self._param_fingerprint(ctx)
-            if fp is not None and fp != self._seen_fp:
-                if self._seen_fp is not None and len(fp) == len(self._seen_fp):
-                    for index, (old, new) in enumerate(zip(self._seen_fp, fp)):
-                        if old != new:
-                            self._changes[index] = self._changes.get(index, 0) + 1
-                self._seen_fp = fp
         if self.implicit_model is not None:
             if key != self.implicit_model.site:
                 return None   # a step of a model whose output is never kept is one visit of its site
             return self._forward_at(ctx, key, tier, found)
+        if self.chain is None or not self.updates:
+            # No forward pass shows, or none that steps follow yet (a forward made only for a
+            # log line every 100 epochs), but the updates may name the model: adopt it,
+            # counting a step at each visit of the place where its updates were recognised.
+            # (Neither the parameters of a network already in sight nor arrays that changed
+            # while training ran are data.)
+            not_data = self.changing | {path.key() for path in self._param_paths()}
+            model = self.implicit.visit(key, found, self._visits.get(key, 0), not_data=not_data)
+            if model is not None:
+                return self._adopt_implicit(model, ctx, key, tier, found)
         # Until the parameters first move, search wherever arrays changed (the forward pass
         # is seen growing layer by layer); after that, only where a forward pass completes.
         if not self._moved and self._ref_fp is not None and self._param_fingerprint(ctx) != self._ref_fp:
@@ -276,13 +273,6 @@ class Learner:
                     # The chain held at two forward passes; searches that find nothing better
                     # (the backward pass's arrays) are not worth their cost for long.
                     self._quiet += 1
-            if self.chain is None or not self.updates:
-                # No forward pass shows (or none that steps follow), but the updates may name
-                # the model: adopt it, counting a step at each visit of the place where its
-                # updates were recognised.
-                model = self.implicit.visit(key, found, self._visits.get(key, 0))
-                if model is not None:
-                    return self._adopt_implicit(model, ctx, key, tier, found)
             if self.chain is None:
                 return None
             if self._ref_fp is not None and self._quiet > QUIET_SEARCHES:
@@ -310,9 +300,11 @@ class Learner:
                 # was found has moved): search at every change again.
                 self._moved = False
                 self._misses = 0
+                self._lost = True
                 self._quiet = 0
             return None
         self._misses = 0
+        self._lost = False
         # Name the chain's arrays where they are found now (a function's result becomes an
         # attribute), so that later checkpoints can reach them again.
         self.chain = rename(self.chain, ctx, found)
@@ -327,7 +319,6 @@ class Learner:
                 return None
             out_fp = fingerprint(forward.raw_out)
         # A forward pass has just completed here.
-        self._changes = {}
         self._last_out_fp[tier] = out_fp
         self._note_producers(ctx, self.chain)
         param_fp = self._param_fingerprint(ctx)
@@ -426,12 +417,13 @@ class Learner:
                                   outputs=outputs)
         if spec is None:
             return False
-        if spec.output is not None and spec.output.key() in self._logging_outputs:
-            return False   # (seen to be a forward made for a log line, not every step)
         output = self.obs.named_output()
         if output is not None and not named_as(spec.output.name, output):
             return False   # the user named the network's output: only a chain ending there counts
-        if self.chain is None or spec.score() > self.chain.score():
+        if self.chain is None or spec.score() > self.chain.score() or (
+                self._lost and spec.score() == self.chain.score() and not _same_params(spec, self.chain)):
+            # (A chain that stopped holding gives way to one as good that holds now: parameters
+            # first seen as globals may be rebound as a function's locals, ``W1 = W1 - lr * dW1``.)
             self._adopt(spec, found)
             return True
         if spec.score() == self.chain.score() and _same_params(spec, self.chain):
@@ -469,7 +461,6 @@ class Learner:
         self._adopt_reset()
 
     def _adopt_reset(self) -> None:
-        self._changes, self._seen_fp = {}, None
         self._ref_fp = None
         self._before = None
         self._cycle_keys = {"A": [], "B": []}

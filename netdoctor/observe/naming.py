@@ -49,13 +49,26 @@ def suggested_roles(found: Iterable[Found], changing: set[tuple]) -> dict[str, l
 
 
 def how_to_name(script: str | None, roles: dict | None = None) -> str:
-    """The sentence that tells how to name the roles: the command line, and the watch() call."""
+    """The sentence that tells how to name the roles: the command line, and the watch() call.
+
+    Names that were seen are used as they are; where nothing was seen, an example
+    stands in only when no name at all was seen (a made-up output name next to real
+    parameter names would read as something netdoctor saw)."""
     roles = roles or {}
+    seen = bool(roles.get("params"))
     params = roles.get("params") or ["W1", "b1", "W2", "b2"]
-    output = roles.get("output") or "A2"
+    output = roles.get("output") or (None if seen else "A2")
     targets = roles.get("targets") or "y"
-    cli = ["netdoctor", "diagnose", os.path.basename(script) if script else "train.py",
-           "--params", ",".join(params), "--net-output", output, "--targets", targets]
-    guessed = "with the names netdoctor saw change" if roles.get("params") else "with the names your code uses"
-    return (f"name them ({guessed}): {' '.join(shlex.quote(part) for part in cli)}  "
-            f"(from Python: watch(model, params={list(params)!r}, output={output!r}, targets={targets!r}))")
+    cli = ["netdoctor", "diagnose", os.path.basename(script) if script else "train.py", "--params", ",".join(params)]
+    call = f"params={list(params)!r}"
+    if output is not None:
+        cli += ["--net-output", output]
+        call += f", output={output!r}"
+    cli += ["--targets", targets]
+    call += f", targets={targets!r}"
+    guessed = "with the names netdoctor saw change" if seen else "with the names your code uses"
+    text = (f"name them ({guessed}): {' '.join(shlex.quote(part) for part in cli)}  "
+            f"(from Python: watch(model, {call}))")
+    if output is None:
+        text += "; if an array holds the network's output, add --net-output NAME"
+    return text

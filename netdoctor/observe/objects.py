@@ -126,17 +126,26 @@ class Observer:
             if self.phase != "learning" or self.learner.stage != 1:
                 self.hook.set_tick(None)
                 return
+            user = self._innermost_user_frame(frame)
+            if user is None:
+                return   # (C calls of no user code: imports, netdoctor's own set-up)
             quiet = self.learner.checkpoints == self._tick_checkpoints
             self._tick_checkpoints = self.learner.checkpoints
             self._quiet_ticks = self._quiet_ticks + 1 if quiet else 0
             # (Two ticks in a row with no event of the user's code between them: thousands
             # of numpy calls made by lines that calls and returns do not show.)
             if self._quiet_ticks >= 2 or self.learner.wants_more_lines():
-                # Watching starts inside a loop that is already running: its first steps are gone.
-                self.first_steps_unseen = True
+                # Watching starts inside a loop that is already running: its first steps are
+                # gone, unless that loop's lines were watched already (a module-level loop).
+                self.first_steps_unseen = not self.hook.wants_lines(user.f_code)
                 self._enter_stage2(frame)
         except Exception:  # noqa: BLE001
             self._fail()
+
+    def _innermost_user_frame(self, frame: FrameType | None) -> FrameType | None:
+        while frame is not None and not self.hook.is_user(frame.f_code):
+            frame = frame.f_back
+        return frame
 
     def uninstall(self) -> None:
         self.hook.uninstall()

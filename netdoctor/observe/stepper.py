@@ -361,6 +361,11 @@ class Tracker:
         after = None
         if self.before is not None and (recorded(step) or step in self.gradcheck_steps):
             after = [np.array(a, dtype=np.float64, copy=True) for a in self._params(ctx)]
+            if any(a.shape != b.shape for a, b in zip(after, self.before)):
+                # A "parameter" that changed shape is not one (a helper's result taken for a
+                # weight): this is no step of the network, and its change no update.
+                after = None
+        if after is not None:
             grads = self._grads(ctx)
             if step in self.gradcheck_steps and cycle.forwards_kept:
                 self._gradcheck(step, self.before, after, grads, self._batches(cycle.forwards_kept))
