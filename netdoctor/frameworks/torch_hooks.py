@@ -57,19 +57,36 @@ _MODE_SENSITIVE = ("Dropout", "BatchNorm", "AlphaDropout", "InstanceNorm")
 
 
 def torch_ops() -> Ops:
+    """Reductions as few torch calls as possible: on small networks each call's dispatch
+    costs more than its arithmetic, so sums of squares and products are one ``torch.dot``
+    over flat views (no temporaries), and the scalars travel in one stacked tensor."""
     import torch
+
+    blas = (torch.float32, torch.float64)
+
+    def flat(x):
+        return x.detach().reshape(-1)
+
+    def dot(x, y):
+        x, y = flat(x), flat(y)
+        if x.dtype == y.dtype and x.dtype in blas:
+            return torch.dot(x, y)
+        return (x.double() * y.double()).sum()   # half precision would overflow a sum of squares
 
     def nonfinite(x):
         return (~torch.isfinite(x)).sum()
 
     def fetch(xs):
+        dtype = xs[0].dtype
+        if all(x.dtype == dtype and x.dim() == 0 for x in xs):
+            return torch.stack(xs).tolist()
         return torch.stack([x.detach().to(torch.float64).reshape(()) for x in xs]).cpu().tolist()
 
     return Ops(
-        sq=lambda x: torch.linalg.vector_norm(x.detach()).square(),
+        sq=lambda x: dot(x, x),
         total=lambda x: x.detach().sum(),
         abs_total=lambda x: x.detach().abs().sum(),
-        dot=lambda x, y: (x.detach() * y.detach()).sum(),
+        dot=dot,
         nonfinite=lambda x: nonfinite(x.detach()),
         size=lambda x: int(x.numel()),
         fetch=fetch,
