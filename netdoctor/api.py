@@ -15,40 +15,24 @@ runs land in one Report (``report.diff()`` lists what differs).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
-from .config import Thresholds
+from .diagnosis import diagnose_once
 from .report import Report
-from .trace import Trace
 
 
-def _run_one(target: Any, X: Any, y: Any, epochs: int | None, name: str, options: dict) -> Trace:
-    from .adapters import run
-
-    return run(target, X, y, epochs, name=name, **options)
-
-
-def diagnose(
-    model: Any,
-    X: Any = None,
-    y: Any = None,
-    epochs: int | None = None,
-    *,
-    compare: Any = None,
-    compare_X: Any = None,
-    compare_y: Any = None,
-    names: tuple[str, str] = ("original", "fixed"),
-    thresholds: Thresholds | None = None,
-    select: Iterable[str] | None = None,
-    seeds: int | None = None,
-    **options: Any,
-) -> Report:
+def diagnose(model: Any, X: Any = None, y: Any = None, epochs: int | None = None, *,
+             compare: Any = None, seeds: int | None = None, **options: Any) -> Report:
     """Run `model` under observation and judge it; optionally beside `compare`.
 
     For a :class:`netdoctor.MLP`, `X` and `y` are the training data and `epochs`
     the epochs to train. For your own object, `X` is a callable that trains it.
     For a script, `X`/`y` are unused. Extra keyword options go to the observer
-    (e.g. ``stride=``, ``timeout=``, ``max_steps=``).
+    (e.g. ``stride=``, ``timeout=``, ``max_steps=``); ``thresholds=`` and ``select=``
+    (rule codes or families) go to the judging, and with ``compare=`` the second
+    target may have its own ``compare_X=``/``compare_y=`` and the two runs
+    ``names=`` (default ``("original", "fixed")``); see
+    :func:`netdoctor.diagnosis.diagnose_once`.
 
     ``seeds=N`` runs a script or MLP N times with different random seeds and
     returns a :class:`netdoctor.sweep.SweepResult` (the convergence rate) instead;
@@ -60,15 +44,10 @@ def diagnose(
             raise TypeError("seeds= sweeps one target; sweep the original and the fix separately")
         from .sweep import sweep
 
-        return sweep(model, seeds, X=X, y=y, epochs=epochs, thresholds=thresholds, select=select, **options)
-    thresholds = thresholds or Thresholds()
-    options = dict(options, thresholds=thresholds)
-    traces = [_run_one(model, X, y, epochs, names[0], options)]
-    if compare is not None:
-        cx = X if compare_X is None else compare_X
-        cy = y if compare_y is None else compare_y
-        traces.append(_run_one(compare, cx, cy, epochs, names[1], options))
-    return Report.from_traces(traces, thresholds=thresholds, select=select)
+        for beside_a_fix in ("compare_X", "compare_y", "names"):   # meaningless for one target
+            options.pop(beside_a_fix, None)
+        return sweep(model, seeds, X=X, y=y, epochs=epochs, **options)
+    return diagnose_once(model, X, y, epochs, compare=compare, **options)
 
 
 def watch(model: Any, **roles: Any):

@@ -34,11 +34,12 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .casefile import CaseSpec
+from .jsonable import from_plain, to_plain
 from .report import Report
 from .runstate import RunState
 from .types import Finding, Severity
@@ -402,6 +403,21 @@ class CaseOutcome:
             "passed": self.passed,
             "seconds": round(self.seconds, 2),
         }
+
+
+def outcome_to_dict(outcome) -> dict[str, Any]:
+    """A case's CaseOutcome as plain data, every field but its spec (the caller has it).
+
+    Field by field, whatever fields the outcome has: findings become
+    ``{"finding": Finding.to_dict()}``, lists and dicts are walked, the rest is kept.
+    """
+    return {f.name: to_plain(getattr(outcome, f.name)) for f in fields(outcome) if f.name != "spec"}
+
+
+def outcome_from_dict(spec, data: dict[str, Any]):
+    """The CaseOutcome of `spec` (the caller's) from :func:`outcome_to_dict`'s data."""
+    return CaseOutcome(spec, **{name: from_plain(value) for name, value in data.items()})
+
 
 
 def _brief(f: Finding) -> dict[str, Any]:

@@ -345,7 +345,7 @@ def test_a_case_outcome_survives_its_trip_as_json(tmp_path, finding_factory):
     from test_cases_cmd import make_case
 
     from netdoctor.casefile import load_case
-    from netdoctor.portable import outcome_from_dict, outcome_to_dict
+    from netdoctor.testing import outcome_from_dict, outcome_to_dict
     from netdoctor.testing import CaseOutcome
 
     make_case(tmp_path, "c", ["ND101"], "x = 1\n", "x = 2\n")

@@ -164,7 +164,7 @@ def script(tmp_path):
 
 def test_sweep_runs_each_seed_on_the_given_executor(monkeypatch, report_factory, script):
     """A stand-in diagnosis whose loss depends on the seed it was given."""
-    import netdoctor.api
+    import netdoctor.diagnosis
 
     calls = []
 
@@ -173,7 +173,7 @@ def test_sweep_runs_each_seed_on_the_given_executor(monkeypatch, report_factory,
         final = 0.01 if seed % 2 == 0 else 0.6
         return report_factory([], losses={"original": [1.0, final]})
 
-    monkeypatch.setattr(netdoctor.api, "diagnose", fake_diagnose)
+    monkeypatch.setattr(netdoctor.diagnosis, "diagnose_once", fake_diagnose)
     with futures.ThreadPoolExecutor(max_workers=1) as pool:
         result = sweep(script, 5, executor=pool, base_seed=10, timeout=3)
         assert not pool._shutdown  # the caller's executor is the caller's to close
@@ -185,14 +185,14 @@ def test_sweep_runs_each_seed_on_the_given_executor(monkeypatch, report_factory,
 
 
 def test_a_failing_seed_does_not_end_the_sweep(monkeypatch, report_factory, script):
-    import netdoctor.api
+    import netdoctor.diagnosis
 
     def fake_diagnose(target, *, seed=None, **options):
         if seed == 1:
             raise RuntimeError("the observer broke")
         return report_factory([], losses={"original": [1.0, 0.01]})
 
-    monkeypatch.setattr(netdoctor.api, "diagnose", fake_diagnose)
+    monkeypatch.setattr(netdoctor.diagnosis, "diagnose_once", fake_diagnose)
     with futures.ThreadPoolExecutor(max_workers=1) as pool:
         result = sweep(script, 3, executor=pool)
     assert [run.status for run in result.runs] == ["completed", "failed", "completed"]
@@ -325,9 +325,9 @@ def test_diagnose_with_seeds_returns_a_sweep():
 
 
 def test_progress_over_the_runs(monkeypatch, report_factory, script, capsys):
-    import netdoctor.api
+    import netdoctor.diagnosis
 
-    monkeypatch.setattr(netdoctor.api, "diagnose",
+    monkeypatch.setattr(netdoctor.diagnosis, "diagnose_once",
                         lambda target, *, seed=None, **options: report_factory([], losses={"original": [1.0, 0.01]}))
     with futures.ThreadPoolExecutor(max_workers=1) as pool:
         sweep(script, 3, executor=pool, progress=True)

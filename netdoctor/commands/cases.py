@@ -143,9 +143,9 @@ def _run_on(specs, executor: futures.Executor, show_progress: bool) -> list[Case
 
 def _run_portable(specs, executor: futures.Executor, show_progress: bool) -> list[CaseOutcome]:
     """A task per case, carrying its folder; judged on the worker by the code that judges here."""
-    from ..portable import (BundleError, TASK_MARGIN_SECONDS, answer_from_json, bundle_folder, outcome_from_dict,
+    from ..portable import (BundleError, TASK_MARGIN_SECONDS, answer_from_json, bundle_folder,
                             run_limit, run_portable)
-    from ..testing import ScriptRun, case_scripts, judge_case
+    from ..testing import ScriptRun, case_scripts, judge_case, outcome_from_dict
 
     def refused(spec, problem: str) -> CaseOutcome:
         """Judged as a case whose scripts could not be diagnosed here is judged."""

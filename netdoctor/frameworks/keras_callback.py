@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import STATE
-from .session import FrameworkSession, layer_info
+from .session import FrameworkSession, data_rows, layer_info
 from .sites import UserFiles, user_site
 from .tensor_stats import LayerTensors, Ops, layer_stats
 from ..trace import MODEL
@@ -224,6 +224,12 @@ class KerasRun:
             return
         units = self.layers[-1]["fan_out"]
         facts = self.session.facts
+        facts["y_shape"] = list(np.shape(y))
+        facts["target_min"] = float(np.min(y)) if np.size(y) else math.nan
+        facts["target_max"] = float(np.max(y)) if np.size(y) else math.nan
+        rows = data_rows(len(X)) if len(y) == len(X) else None
+        if rows is not None:   # one-hot targets for the sampled rows only, not the whole set
+            X, y = X[rows], np.asarray(y)[rows]
         y_raw = y
         Y = y
         if facts.get("loss_fn") and "sparse" in str(facts["loss_fn"]).lower():
@@ -232,9 +238,6 @@ class KerasRun:
                 Y = np.eye(units)[labels]
         elif np.ndim(y) == 1 and units == 1:
             Y = np.asarray(y, dtype=float)[:, None]
-        facts["y_shape"] = list(np.shape(y))
-        facts["target_min"] = float(np.min(y)) if np.size(y) else math.nan
-        facts["target_max"] = float(np.max(y)) if np.size(y) else math.nan
         idx = self.session.set_data(X.reshape(len(X), -1), y_raw, Y, units)
         self._probe_x = X[idx]
         self._probe_y = np.asarray(y)[idx]

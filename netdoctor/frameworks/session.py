@@ -50,6 +50,17 @@ _OUTPUT_FUNCTIONS = {
 _UNBOUNDED = {"linear": (-math.inf, math.inf), "relu": (0.0, math.inf), "leaky_relu": (-math.inf, math.inf)}
 
 
+def data_rows(n: int) -> np.ndarray | None:
+    """The rows of an `n`-row data set its facts are taken from (None: all of them).
+
+    Evenly spaced rows keep the cost fixed whatever the data set's size (a class rarer
+    than 1 in DATA_ROWS may be missed in `classes`).
+    """
+    if n <= DATA_ROWS:
+        return None
+    return np.linspace(0, n - 1, DATA_ROWS).round().astype(int)
+
+
 def output_function(name: str | None):
     return _OUTPUT_FUNCTIONS.get((name or "").lower())
 
@@ -73,6 +84,7 @@ class FrameworkSession:
         self.threshold = 0.5
         self._data_done = False
         self._cost: dict[str, float] = {}
+        self._cost_in_step: dict[str, float] = {}
         self._step_seconds: float | None = None
         self._last_tick: float | None = None
         self._spent_in_step = 0.0
@@ -92,18 +104,18 @@ class FrameworkSession:
 
     def set_data(self, X: Any, y_raw: Any, Y: Any, out_units: int, idx: Any = None) -> np.ndarray:
         """The data event and the probe batch (rows `idx` of X, or chosen here); returns the rows."""
-        X = np.asarray(X, dtype=float)
-        Y = probes.as_rows(Y)
-        if len(X) > DATA_ROWS and idx is None:
-            # Facts about the data from evenly spaced rows: a fixed cost, whatever the data
-            # set's size (a class rarer than 1 in DATA_ROWS may be missed in `classes`).
-            rows = np.linspace(0, len(X) - 1, DATA_ROWS).round().astype(int)
+        X = np.asarray(X)
+        rows = data_rows(len(X)) if idx is None else None
+        if rows is not None:
+            # The rows are taken before any conversion, which would copy the whole set.
             y_raw = np.asarray(y_raw)
             if y_raw.ndim and len(y_raw) == len(X):
                 y_raw = y_raw[rows]
-            X, Y = X[rows], Y[rows]
+            X, Y = X[rows], np.asarray(Y)[rows]
         else:
             rows = None
+        X = np.asarray(X, dtype=float)
+        Y = probes.as_rows(Y)
         output = self.info.output
         facts = probes.data_facts(X, y_raw, Y, output_function(output), out_units)
         unbounded = _UNBOUNDED.get((output or "").lower())
@@ -139,12 +151,21 @@ class FrameworkSession:
     fixed_params_every: int | None = None
 
     def wants_params(self, step: int, final: bool = False) -> bool:
+        """Whether `step` gets the parameter statistics. Asking again about the same step
+        gives the same answer: the weights are copied before a step and measured after it."""
         every = self.fixed_params_every or max(self.params_every, self._timed_every("params"))
-        return self.wants(step, final) and (final or step - self._last_params >= every)
+        if step == self._last_params or self.wants(step, final) and (final or step - self._last_params >= every):
+            self._last_params = step
+            return True
+        return False
 
     def wants_outputs(self, step: int, final: bool = False) -> bool:
+        """Whether `step` gets the probe batch's outputs and activations (decided once per step)."""
         every = self.fixed_outputs_every or max(self.outputs_every, self._timed_every("outputs"))
-        return self.wants(step, final) and (final or step - self._last_outputs >= every)
+        if step == self._last_outputs or self.wants(step, final) and (final or step - self._last_outputs >= every):
+            self._last_outputs = step
+            return True
+        return False
 
     # A framework step costs far more than its multiply-adds on small networks (Python and
     # dispatch overhead), and so does a probe: the automatic schedule also holds each heavy
@@ -164,8 +185,9 @@ class FrameworkSession:
         finally:
             spent = time.perf_counter() - start
             self._spent_in_step += spent
-            old = self._cost.get(what)
-            self._cost[what] = spent if old is None else 0.8 * old + 0.2 * spent
+            # a measurement may come in parts (a copy before the step, sums after it): its
+            # cost is the sum of its parts in one step, averaged over steps at tick()
+            self._cost_in_step[what] = self._cost_in_step.get(what, 0.0) + spent
 
     def tick(self) -> None:
         """One training step ended: update the measured time of a step (without our own share)."""
@@ -176,6 +198,10 @@ class FrameworkSession:
             self._step_seconds = seconds if old is None else 0.9 * old + 0.1 * seconds
         self._last_tick = now
         self._spent_in_step = 0.0
+        for what, spent in self._cost_in_step.items():
+            old = self._cost.get(what)
+            self._cost[what] = spent if old is None else 0.8 * old + 0.2 * spent
+        self._cost_in_step.clear()
 
     # -- recording -------------------------------------------------------------------------------
     def fix_schedule(self, outputs_every: int | None, params_every: int | None) -> None:

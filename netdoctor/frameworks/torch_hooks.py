@@ -57,19 +57,36 @@ _MODE_SENSITIVE = ("Dropout", "BatchNorm", "AlphaDropout", "InstanceNorm")
 
 
 def torch_ops() -> Ops:
+    """Reductions as few torch calls as possible: on small networks each call's dispatch
+    costs more than its arithmetic, so sums of squares and products are one ``torch.dot``
+    over flat views (no temporaries), and the scalars travel in one stacked tensor."""
     import torch
+
+    blas = (torch.float32, torch.float64)
+
+    def flat(x):
+        return x.detach().reshape(-1)
+
+    def dot(x, y):
+        x, y = flat(x), flat(y)
+        if x.dtype == y.dtype and x.dtype in blas:
+            return torch.dot(x, y)
+        return (x.double() * y.double()).sum()   # half precision would overflow a sum of squares
 
     def nonfinite(x):
         return (~torch.isfinite(x)).sum()
 
     def fetch(xs):
+        dtype = xs[0].dtype
+        if all(x.dtype == dtype and x.dim() == 0 for x in xs):
+            return torch.stack(xs).tolist()
         return torch.stack([x.detach().to(torch.float64).reshape(()) for x in xs]).cpu().tolist()
 
     return Ops(
-        sq=lambda x: torch.linalg.vector_norm(x.detach()).square(),
+        sq=lambda x: dot(x, x),
         total=lambda x: x.detach().sum(),
         abs_total=lambda x: x.detach().abs().sum(),
-        dot=lambda x, y: (x.detach() * y.detach()).sum(),
+        dot=dot,
         nonfinite=lambda x: nonfinite(x.detach()),
         size=lambda x: int(x.numel()),
         fetch=fetch,
@@ -152,6 +169,7 @@ class TorchWatcher:
         self._snap_loss = None
         self._started = False
         self._order: dict[int, int] = {}
+        self._owned = weakref.WeakKeyDictionary()   # optimizer -> (its param groups, owns ours)
         self.facts = self.session.facts
         self.facts.update(backward_calls=0, optimizer_steps=0, grad_checks=0, grad_stale=0,
                           train_steps_in_eval=0, mode_sensitive=[], loss_calls=0)
@@ -354,12 +372,11 @@ class TorchWatcher:
         if checks >= GRAD_CHECKS_DENSE and checks % 16:
             self.facts["grad_checks"] += 1   # seen, not looked at: checking costs a pass per tensor
             return
-        stale = False
-        for _, p in self.params or ():
-            g = p.grad
-            if g is not None and bool((g != 0).any()):
-                stale = True
-                break
+        # An optimizer's zero_grad() (or its absence) treats every tensor alike: looking at the
+        # smallest gradient present tells as much as looking at all, for a fraction of a pass.
+        grads = [p.grad for _, p in self.params or () if p.grad is not None]
+        smallest = min(grads, key=lambda g: g.numel(), default=None)
+        stale = smallest is not None and bool((smallest != 0).any())
         self.facts["grad_checks"] += 1
         self.facts["grad_checked"] = self.facts.get("grad_checked", 0) + 1
         self.facts["grad_stale"] += int(stale)
@@ -404,8 +421,13 @@ class TorchWatcher:
     def _owns(self, optimizer) -> bool:
         if self.params is None:
             return True
-        ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        return any(id(p) in ids for _, p in self.params)
+        # asked twice a step: the answer changes only when the optimizer gains a param group
+        groups = len(optimizer.param_groups)
+        known = self._owned.get(optimizer)
+        if known is None or known[0] != groups:
+            ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
+            known = self._owned[optimizer] = (groups, any(id(p) in ids for _, p in self.params))
+        return known[1]
 
     _sensitive = None
 
