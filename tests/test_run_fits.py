@@ -61,6 +61,18 @@ def test_a_loss_that_turns_nan_never_fits_and_no_loss_is_unknown():
     broken[-10:] = np.nan
     assert run_fits(make_trace({(MODEL, "probe_loss"): broken}), TH).fits is False
     assert run_fits(make_trace(), TH).fits is None
+    exploded = FALLING.copy()
+    exploded[N // 2] = np.inf      # an infinite loss once is a failure, even if numbers return
+    assert run_fits(make_trace({(MODEL, "probe_loss"): exploded}, task="regression"), TH).fits is False
+
+
+def test_steps_that_did_not_measure_the_probe_loss_are_no_nan():
+    # A framework run measures the probe batch every few steps: the steps between hold
+    # NaN in the probe_loss column. That is no loss gone NaN; the run still fits.
+    sparse = FALLING.copy()
+    sparse[np.arange(N) % 4 != 0] = np.nan
+    sparse[-1] = FALLING[-1]       # (the last step is always measured)
+    assert run_fits(make_trace({(MODEL, "probe_loss"): sparse}, task="regression"), TH).fits is True
 
 
 def test_on_a_run_that_fits_symptoms_are_warnings_and_code_faults_stay_errors():

@@ -331,7 +331,10 @@ def run_fits(trace: Trace, th: Thresholds) -> Fit:
         _, raw = trace.series(quantity)
         raw = np.asarray(raw, dtype=float).ravel()
         finite = np.isfinite(raw)
-        if finite.any() and not finite[int(np.argmax(finite)):].all():
+        # (A NaN between finite values is a step that did not measure this quantity: a
+        # framework run measures the probe batch every few steps. A loss that really became
+        # NaN stays NaN to the end, and the last step is always measured.)
+        if finite.any() and (np.isinf(raw[int(np.argmax(finite)):]).any() or not finite[-1]):
             return Fit(False, reason=f"the {quantity} became NaN/Inf during the run")
     try:
         _, values, source = loss_curve(trace)
