@@ -83,7 +83,7 @@ def test_a_linear_model_with_its_prediction_inside_the_gradient(tmp_path):
     # (c's gradient is formed after m has moved: the two are updated one after the other.)
     report, run = _run(tmp_path, LINE_FIT.format(factor=""))
     assert run["steps"] >= 150 and run["layers"][0]["activation"] in ("linear", "identity")
-    assert not [f for f in report.findings if f.severity.name.lower() == "error"], report.findings
+    assert not [f for f in report.findings if f.is_error], report.findings
 
 
 def test_a_gradient_with_a_stray_factor_on_the_bias_is_not_taken_for_a_model(tmp_path):

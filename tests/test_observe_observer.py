@@ -364,3 +364,15 @@ def test_seed_fixed_and_answer_have_no_error(name):
     report = _judge(CASES / "xor_stuck_at_half" / name)
     assert not report.codes(at_least=Severity.ERROR), [f.headline() for f in report.findings]
     assert report.runs["original"].info.steps > 1000
+
+
+def test_the_naming_hint_uses_only_names_it_saw():
+    from netdoctor.observe.naming import how_to_name
+
+    seen = how_to_name("fit.py", {"params": ["m", "c"], "targets": "y"})
+    assert "--params m,c" in seen and "--targets y" in seen
+    assert "A2" not in seen and "add --net-output NAME" in seen      # no output was seen: none made up
+    named = how_to_name("fit.py", {"params": ["W1", "b1"], "output": "probs"})
+    assert "--net-output probs" in named and "output='probs'" in named
+    example = how_to_name(None, {})
+    assert "with the names your code uses" in example and "--net-output A2" in example

@@ -114,9 +114,9 @@ class ImplicitSearch:
         self.tried = 0
 
     def visit(self, key: tuple, found: dict[int, Found], number: int,
-              not_data: set[tuple] = frozenset()) -> ImplicitModel | None:
+              not_data: tuple[set[tuple], ...] = ()) -> ImplicitModel | None:
         """Look at the program at the `number`-th visit of place `key`; arrays whose path keys
-        are in `not_data` are never taken for inputs or targets."""
+        are in one of the `not_data` sets are never taken for inputs or targets."""
         now = _snapshot(found)
         now.number = number
         before = self._last.get(key)
@@ -152,7 +152,7 @@ class ImplicitSearch:
 
     # -- hypotheses ------------------------------------------------------------------------------
     def _hypotheses(self, before: _Snapshot, now: _Snapshot, moved: list[tuple],
-                    not_data: set[tuple] = frozenset()) -> list[Hypothesis]:
+                    not_data: tuple[set[tuple], ...] = ()) -> list[Hypothesis]:
         # (Names that usually hold settings are not ruled out: ``c`` is an intercept in
         # ``m * x + c``, and a decaying rate fails the gradient test by itself.)
         params = [k for k in moved if before.small[k].size <= MAX_PARAM_SIZE and not now.found[k].path.in_data]
@@ -160,7 +160,8 @@ class ImplicitSearch:
         biases = [k for k in params if before.small[k].size == 1]
         # Data stay put: same values at both visits (a table rebuilt each call counts as put).
         data = [f for k, f in now.found.items()
-                if k not in moved and k not in not_data and before.digests.get(k) == now.digests.get(k)
+                if k not in moved and not any(k in keys for keys in not_data)
+                and before.digests.get(k) == now.digests.get(k)
                 and f.array.ndim in (1, 2) and f.array.shape[0] >= 1 and f.array.size >= MIN_SAMPLES
                 and f.array.dtype.kind in "fiub" and not _looks_like_setting(f.name)]
         # A weight-like name first: the cheap and likely hypotheses are tried first.

@@ -255,7 +255,7 @@ class Learner:
             # counting a step at each visit of the place where its updates were recognised.
             # (Neither the parameters of a network already in sight nor arrays that changed
             # while training ran are data.)
-            not_data = self.changing | {path.key() for path in self._param_paths()}
+            not_data = (self.changing, {path.key() for path in self._param_paths()})
             model = self.implicit.visit(key, found, self._visits.get(key, 0), not_data=not_data)
             if model is not None:
                 return self._adopt_implicit(model, ctx, key, tier, found)

@@ -51,9 +51,9 @@ def suggested_roles(found: Iterable[Found], changing: set[tuple]) -> dict[str, l
 def how_to_name(script: str | None, roles: dict | None = None) -> str:
     """The sentence that tells how to name the roles: the command line, and the watch() call.
 
-    Names that were seen are used as they are; where nothing was seen, an example
-    stands in only when no name at all was seen (a made-up output name next to real
-    parameter names would read as something netdoctor saw)."""
+    The names seen are used as they are. Example names stand in only when no name was
+    seen at all: a made-up output name next to real parameter names would read as
+    something netdoctor saw."""
     roles = roles or {}
     seen = bool(roles.get("params"))
     params = roles.get("params") or ["W1", "b1", "W2", "b2"]

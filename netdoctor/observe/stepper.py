@@ -361,11 +361,6 @@ class Tracker:
         after = None
         if self.before is not None and (recorded(step) or step in self.gradcheck_steps):
             after = [np.array(a, dtype=np.float64, copy=True) for a in self._params(ctx)]
-            if any(a.shape != b.shape for a, b in zip(after, self.before)):
-                # A "parameter" that changed shape is not one (a helper's result taken for a
-                # weight): this is no step of the network, and its change no update.
-                after = None
-        if after is not None:
             grads = self._grads(ctx)
             if step in self.gradcheck_steps and cycle.forwards_kept:
                 self._gradcheck(step, self.before, after, grads, self._batches(cycle.forwards_kept))
@@ -480,8 +475,9 @@ class Tracker:
                 name, _io(W, layer), b,
                 grad_w=None if gw is None else _io(gw, layer),
                 grad_b=gb,
-                delta_w=None if (after is None or Wb is None) else _io(W - Wb, layer),
-                delta_b=None if (after is None or bb is None or b is None) else b - bb,
+                # (no change of a "parameter" whose shape changed: it was never one)
+                delta_w=None if (after is None or Wb is None or Wb.shape != W.shape) else _io(W - Wb, layer),
+                delta_b=None if (after is None or bb is None or b is None or bb.shape != b.shape) else b - bb,
             )
             values.update(stats)
             sums.append(layer_sums)
