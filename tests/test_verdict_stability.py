@@ -40,9 +40,6 @@ KNOWN_FLIPS = {
     "skipped); ND203 still flags the bug",
     ("unscaled_inputs", "original", 1): "the observer records no saturation fractions on this seed "
     "(ND301 skipped); ND602 still names the cause",
-    ("wrong_layer_activation", "fixed", 3): "a false ND203: on this seed the gradient check at step 512 "
-    "reads the code's gradient with the opposite sign (cosine -1) once the loss is near 0.006; the "
-    "observer's sign settling, not the script, is at fault",
 }
 # Framework case studies take 10-25 s a run: one extra seed each keeps CI within its time.
 FRAMEWORK_SEEDS = (1,)

@@ -323,6 +323,22 @@ def _signs_follow(claimed: Sequence[np.ndarray | None], true: Sequence[np.ndarra
     return max(share, 1 - share) >= ADAPTIVE_SIGN_SHARE
 
 
+def _shared_rate(claimed, fits) -> float | None:
+    """The learning rate that several parameters show exactly (change = -rate * gradient, at
+    cosine >= PLAIN_STEP_COS, at least PLAIN_STEP_MIN_SIZE entries between them): the most
+    entries win. Such agreement is no accident, while any one layer, the output layer too,
+    may be the broken one (a weight gradient formed from the wrong activations)."""
+    exact = [(int(np.size(claimed[i])), scale) for i, cos, scale in fits
+             if abs(cos) >= PLAIN_STEP_COS and scale != 0]
+    best = None
+    for _, scale in exact:
+        group = [(n, other) for n, other in exact if abs(other - scale) <= PLAIN_STEP_RATE_TOL * abs(scale)]
+        entries = sum(n for n, _ in group)
+        if entries >= PLAIN_STEP_MIN_SIZE and (best is None or entries > best[0]):
+            best = (entries, float(np.median([other for _, other in group])))
+    return None if best is None else best[1]
+
+
 def _fit_rate(claimed: list[np.ndarray | None], true: list[np.ndarray], out_index: int) -> float | None:
     """The learning rate that turns true gradients into the code's updates (-dW = lr * g)."""
     fits = []
@@ -334,6 +350,9 @@ def _fit_rate(claimed: list[np.ndarray | None], true: list[np.ndarray], out_inde
             fits.append((i, cos, scale))
     if not fits:
         return None
+    shared = _shared_rate(claimed, fits)
+    if shared is not None:
+        return shared
     out = next((f for f in fits if f[0] == out_index), None)
     if out is not None and abs(out[1]) > 0.9:
         return out[2]

@@ -48,6 +48,9 @@ STAGE1_CHECKPOINTS = 300     # calls/returns looked at before every line is watc
 STAGE1_RETURNS = 3           # ... or returns of one function while no network shows
 STAGE1_SECONDS = 1.5         # ... or CPU seconds
 COPY_BUDGET = 2_000_000      # elements of arrays copied for later comparison
+# A small parameter's gradient must show the bigger ones' learning rate this closely
+# (|log ratio|): its direction alone proves nothing.
+SMALL_GRAD_RATE_TOL = 1e-3
 _UPDATE_WORDS = ("update", "step", "change", "velocity", "momentum", "delta_w", "deltaw")
 
 
@@ -611,8 +614,15 @@ class Learner:
                     out.append(max(opts, key=lambda o: o[0])[2])
                 else:
                     out.append(next((o[2] for o in opts if _gradient_name_of(o[2].name, path.name)), None))
-            else:
+            elif old.size >= 4:
                 out.append(min(opts, key=lambda o: _rate_distance(o[1], rate))[2])
+            else:
+                # A one- or two-entry array lines up with any change of its shape (a 1x1 target
+                # y does with a 1x1 bias's step): only the learning rate itself, or a name that
+                # says so, picks its gradient; with neither, the change stands for it.
+                out.append(next((o[2] for o in sorted(opts, key=lambda o: _rate_distance(o[1], rate))
+                                 if _rate_distance(o[1], rate) <= SMALL_GRAD_RATE_TOL
+                                 or _gradient_name_of(o[2].name, path.name)), None))
         return out
 
     def partial(self) -> Learned | None:
