@@ -99,6 +99,10 @@ class Thresholds:
     # --- ND4 init and parameters -----------------------------------------------
     init_scale_ratio: tuple[float, float] = (0.5, 2.0)  # std / Glorot-or-He std
     init_scale_error_ratio: tuple[float, float] = (0.1, 10.0)
+    # The rms of n weights drawn at a scale s reads s within about 1/sqrt(2n) (relative):
+    # a layer is off only when the ratio is off by this many such errors beyond the bound,
+    # so a 4x4 layer drawn at exactly 2x Glorot does not flip with the seed.
+    init_scale_sample_z: float = 2.0
     symmetric_atol: float = 1e-12
     # Weights can share a sign by chance in tiny layers: same-sign layers must hold this many in all.
     same_sign_min_weights: int = 8

@@ -354,6 +354,9 @@ def test_seed_original_is_pinned_with_the_double_sigmoid_located():
     nd402 = [f for f in report.findings if f.code == "ND402"]
     assert nd402 and all(f.location is not None and f.location.line == init_line
                          and f.location.function == "Backpropogation.setupWeightsBiases" for f in nd402)
+    # One function serves every layer, hidden and output: one mistake, so one finding.
+    assert len(nd303) == 1, [f.headline() for f in nd303]
+    assert len(nd303[0].evidence["layers"]) == 3
     evidence = nd303[0].evidence
     assert evidence["f0"] == pytest.approx(2 / 3, abs=1e-3)      # 1/(1+sigmoid(0)) = 1/1.5
     assert evidence["range"][0] >= 0.5 - 1e-9 and evidence["range"][1] <= 1

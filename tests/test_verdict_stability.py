@@ -34,8 +34,6 @@ REFERENCE_SEEDS = (0, 1)
 # Runs known to flip, declared as data (strict: when one starts passing, the entry must go).
 # Each is a case-study script or an observer limit, not a rule threshold; see the reasons.
 KNOWN_FLIPS = {
-    ("xor_stuck_at_half", "fixed", 3): "the fixed 2-2-2-2 sigmoid net really does not learn XOR on this "
-    "seed (loss 0.71 -> 0.41, accuracy 0.75): the fix needs more hidden units to train on every seed",
     ("missing_derivative", "original", 1): "the observer identifies no derivative on this seed (ND304 "
     "skipped); ND203 still flags the bug",
     ("unscaled_inputs", "original", 1): "the observer records no saturation fractions on this seed "

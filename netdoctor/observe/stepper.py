@@ -38,6 +38,7 @@ from .learn import ForwardCopy, Learned, StepRecord, copy_forward
 from .rebuild import Rebuilt, layer_function
 
 MAX_GRADCHECK_BATCHES = 64   # forwards kept for one gradient check: a mini-batch of per-sample passes
+MAX_UNPLANNED_PASSES = 64    # passes of an unrecorded step kept by reference, for a run that ends on it
 SENTINEL_EVERY = 16        # forwards between full parameter comparisons
 # Steps recorded: all of the first DENSE_STEPS, then PER_OCTAVE per doubling of the step
 # count (a long run costs a few hundred recordings, and early failures are seen in full).
@@ -57,6 +58,9 @@ class Cycle:
     loss_sum: float = 0.0
     loss_n: int = 0
     forwards_kept: list[ForwardCopy] = field(default_factory=list)
+    # (input, output) of the passes of a step not planned for recording, by reference (the
+    # loss is worked out only if the run ends on this step: it is then recorded after all)
+    unplanned: list[tuple[Any, Any]] = field(default_factory=list)
 
 
 class Tracker:
@@ -93,6 +97,10 @@ class Tracker:
         self.lr_fit: float | None = None
         self.rebuilt_verified = False
         self.last_loss: float | None = None
+        # Once a step has shown the loss of the batch it trained on, `loss` is that series only:
+        # a step without one (the update after the last forward pass) leaves a gap rather
+        # than the probe batch's loss, which is another quantity.
+        self.batch_loss_seen = False
         self.latest: list[np.ndarray] | None = None
         self._before_for_check = None
         self._forwards = 0
@@ -294,6 +302,8 @@ class Tracker:
 
     def _forward(self, ctx: Context, x: np.ndarray, out: np.ndarray) -> None:
         wanted = self._upcoming_wanted()
+        if not wanted and len(self.cycle.unplanned) < MAX_UNPLANNED_PASSES:
+            self.cycle.unplanned.append((x, out))
         if not wanted and self.rebuilt_verified:
             return  # probe outputs come from the rebuilt network at recorded steps
         samples = self.chain.samples
@@ -379,7 +389,7 @@ class Tracker:
         step is always recorded (the state the run ended in)."""
         fp = self._param_fp(ctx)
         cycle = self.cycle
-        loss = cycle.loss_sum / cycle.loss_n if cycle.loss_n else None
+        loss = cycle.loss_sum / cycle.loss_n if cycle.loss_n else self._unplanned_loss(cycle)
         if fp is not None and self.param_fp is not None and fp != self.param_fp:
             self.param_fp = fp
             self.steps += 1
@@ -393,6 +403,14 @@ class Tracker:
                 self._record(self.steps, None, current, None, cycle.first, loss)
         if self.latest is not None:
             self._boundary(self.steps, self.latest)  # the state the run ended in
+
+    def _unplanned_loss(self, cycle: Cycle) -> float | None:
+        """The loss of the passes of a step that was not planned for recording (the last one)."""
+        if not cycle.unplanned or len(cycle.unplanned) >= MAX_UNPLANNED_PASSES:
+            return None   # (none, or more than were kept)
+        samples = self.chain.samples
+        return self._forwards_loss([ForwardCopy(x=rows(x, samples), out=rows(out, samples), zs=[], acts=[])
+                                    for x, out in cycle.unplanned])
 
     def _boundary(self, step: int, params: list[np.ndarray]) -> None:
         """Material for the decision-boundary pictures: the rebuilt network's outputs on a
@@ -486,6 +504,7 @@ class Tracker:
         if loss is not None:
             values[(MODEL, "loss")] = float(loss)
             self.last_loss = float(loss)
+            self.batch_loss_seen = True
         outputs = None
         from_program = False
         if self.probe is not None:
@@ -498,7 +517,7 @@ class Tracker:
                 values.update(self._output_values(outputs[self.probe.seen], self.probe.seen))
             else:
                 values.update(self._output_values(outputs))
-            if loss is None and (MODEL, "probe_loss") in values:
+            if loss is None and not self.batch_loss_seen and (MODEL, "probe_loss") in values:
                 values[(MODEL, "loss")] = values[(MODEL, "probe_loss")]
                 self.last_loss = values[(MODEL, "loss")]
         self._nonfinite(step, values)

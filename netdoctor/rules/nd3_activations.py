@@ -200,9 +200,9 @@ def _function_findings(ctx: RuleContext, roles: tuple[str, ...], what: str):
             "declared_err": declared_err,
             "samples": samples,
         }
-        # One finding per cause: one user function misbehaving on several layers is one
-        # mistake, in one place (the events of a function name the line it lives on).
-        key = (location, severity, identified, declared, mistake, data.get("role")) if location else id(event)
+        # One finding per cause: one user function misbehaving on several layers, hidden
+        # and output alike, is one mistake in one place (a function's events name its line).
+        key = (location, severity, identified, declared, mistake) if location else id(event)
         findings.setdefault(key, []).append((layer, shape, like, fix, evidence, severity, location))
     out = []
     for items in findings.values():
@@ -224,6 +224,7 @@ def _function_findings(ctx: RuleContext, roles: tuple[str, ...], what: str):
                 evidence={
                     **evidence,
                     "layers": layers,
+                    "roles": sorted({str(item[4]["role"]) for item in items}),
                     **({"per_layer": {str(item[0]): item[4] for item in items}} if len(items) > 1 else {}),
                     "activation_match_tol": th.activation_match_tol,
                 },

@@ -230,7 +230,9 @@ def init_scale(ctx: RuleContext):
         Compares each layer's initial weight scale (root mean square, so a same-sign
         offset counts too) with Glorot's ``sqrt(2/(fan_in+fan_out))`` for
         sigmoid/tanh/linear/softmax layers and He's ``sqrt(2/fan_in)`` for ReLU
-        layers. A ratio outside ``init_scale_ratio`` is a warning; outside
+        layers. A ratio outside ``init_scale_ratio`` — beyond what drawing only
+        ``fan_in * fan_out`` weights leaves uncertain (``init_scale_sample_z``
+        relative errors of 1/sqrt(2n)) — is a warning; outside
         ``init_scale_error_ratio`` it is an error when the run learned nothing (it
         does not fit its data and its loss ends above ``fit_stuck_ratio`` of its
         start), and a warning otherwise: small nets train well from ``0.01 * randn``. Layers set up too large (or too
@@ -272,11 +274,15 @@ def init_scale(ctx: RuleContext):
         target, rule_name = _recommended_std(activation, fan_in, fan_out)
         rms = math.sqrt(mean * mean + std * std)
         ratio = rms / target
+        # What the draw allows: a few weights read their scale loosely.
+        spread = math.exp(th.init_scale_sample_z / math.sqrt(2 * fan_in * fan_out))
+        low, high = ratio / spread, ratio * spread
         warn_lo, warn_hi = th.init_scale_ratio
-        if warn_lo <= ratio <= warn_hi:
+        if high >= warn_lo and low <= warn_hi:
             continue
         off.append((layer, activation, fan_in, fan_out, rms, target, rule_name, ratio, {
             "w_rms": rms, "w_mean": mean, "w_std": std, "recommended_std": target, "ratio": ratio,
+            "ratio_bounds": [low, high], "n_weights": fan_in * fan_out,
         }))
     if not judged:
         raise Skip("the initial statistics lack fan-in/fan-out or weight statistics")
