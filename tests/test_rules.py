@@ -256,6 +256,22 @@ def test_nd106_names_the_first_tensor_and_step():
     assert from_loss.step == 37
 
 
+def test_nd106_reads_a_gap_in_the_batch_loss_as_unmeasured():
+    # A step whose passes were not seen has no loss (NaN in the series); finite losses after it
+    # show the network was never NaN. A NaN that stays to the end is one.
+    gap = decreasing()
+    gap[3] = np.nan
+    assert judge(make_trace({(MODEL, "loss"): gap}), "ND106") == []
+    stays = decreasing()
+    stays[3:] = np.nan
+    [finding] = judge(make_trace({(MODEL, "loss"): stays}), "ND106")
+    assert finding.step == 3
+    inf_once = decreasing()
+    inf_once[3] = np.inf
+    [finding] = judge(make_trace({(MODEL, "loss"): inf_once}), "ND106")
+    assert finding.step == 3
+
+
 def test_nd106_quiet_when_finite_and_skips_without_data():
     assert judge(make_trace({(MODEL, "loss"): decreasing(), ("layer1", "nonfinite"): 0.0}), "ND106") == []
     with pytest.raises(Skip):

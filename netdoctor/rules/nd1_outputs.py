@@ -644,8 +644,15 @@ def non_finite(ctx: RuleContext):
             seen_any_data = True
             # The probe loss is measured only at steps with a probe forward pass (a schedule
             # may space them out): NaN there is "not measured"; a real NaN probe loss is
-            # counted in the model's `nonfinite` series, read above.
-            bad = np.flatnonzero(np.isinf(values) if quantity == "probe_loss" else ~np.isfinite(values))
+            # counted in the model's `nonfinite` series, read above. The batch loss may miss a
+            # step too (a step whose passes were not seen): a NaN with a finite loss after it
+            # is such a gap, since a NaN that entered the network stays (as run_fits reads it).
+            if quantity == "probe_loss":
+                bad = np.flatnonzero(np.isinf(values))
+            else:
+                finite = np.isfinite(values)
+                finite_later = np.flip(np.cumsum(np.flip(finite))) - finite > 0
+                bad = np.flatnonzero(np.isinf(values) | (np.isnan(values) & ~finite_later))
             if len(bad):
                 sightings.append((int(steps[bad[0]]), quantity, None))
     outputs = trace.outputs
