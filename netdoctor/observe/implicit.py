@@ -187,14 +187,22 @@ class ImplicitSearch:
         weights.sort(key=lambda k: not _looks_like_weight(now.found[k].name))
         out: list[Hypothesis] = []
         tried = 0
+        # Data sets first, for every weight and bias: one step's own sample is looked at only
+        # when no data set explains the change (a sample's few numbers fit more by chance).
+        for per_sample in (False, True):
+            if out:
+                break
+            tried = self._try(out, tried, per_sample, weights, biases, data, before, now, moved, not_samples)
+        self.tried += tried
+        return out
+
+    def _try(self, out, tried, per_sample, weights, biases, data, before, now, moved, not_samples) -> int:
         for wk in weights:
             w_shape = before.small[wk].shape
             d = int(np.prod(w_shape)) if w_shape else 1
             for bk in [None] + [k for k in biases if k != wk]:
-                own = {wk, bk}
-                designs = itertools.chain(
-                    ((x, y, X, Y, samples, "store") for x, y, X, Y, samples in _designs(d, data)),
-                    _sample_designs(d, w_shape, own, before, now, moved, not_samples))
+                designs = _sample_designs(d, w_shape, {wk, bk}, before, now, moved, not_samples) if per_sample \
+                    else ((x, y, X, Y, samples, "store") for x, y, X, Y, samples in _designs(d, data))
                 for x_path, y_path, X, Y, samples, when in designs:
                     op = _op(w_shape, samples)
                     if op is None:
@@ -215,10 +223,8 @@ class ImplicitSearch:
                             h.samples = [(X, Y)] if when != "store" else []
                             out.append(h)
                     if len(out) > 16 or tried > MAX_HYPOTHESES:
-                        self.tried += tried
-                        return out
-        self.tried += tried
-        return out
+                        return tried
+        return tried
 
 
 def _snapshot(found: dict[int, Found]) -> _Snapshot:
