@@ -54,6 +54,7 @@ def describe(obs: Any, status: str, final: bool) -> Trace:
             location=locations.get(index),
         ))
     events.extend(_param_events(obs, tracker, final))
+    tracker.refresh_collected()   # (data collected from the steps: all of it, up to now)
     data = _data_event(tracker)
     if data is not None:
         events.append(data)

@@ -15,6 +15,11 @@ rate for weight and bias together) at CONFIRMATIONS successive steps, with the s
 rate each time. A one-parameter model (``w * x``, no bias) has no direction to
 compare, so only the constant rate speaks for it, over more steps.
 
+Per-sample code (``for x in xs: train(x, 3 * x)``) holds no data set at all: its one
+sample is a local of the step. The design is then that sample, read from the
+program at one of the two visits (the update between them used it): the change
+of one visit to the next is -lr times the gradient on that single sample.
+
 Code whose gradient is wrong (a missing factor on the bias, a derivative left out)
 matches no hypothesis: such a model stays unobserved rather than wrongly identified.
 """
@@ -64,18 +69,23 @@ class Hypothesis:
     # after the weight's update ("w_first": ``m -= ...`` runs before ``c``'s gradient is
     # formed, so ``c`` sees the new ``m``), or the other way round ("b_first").
     order: str = "joint"
+    # Where the inputs and targets are read: "store" (a data set unchanged between visits,
+    # read now), or one sample held by the step, read at the visit "now" or "before".
+    when: str = "store"
     rate: float = 0.0
     held: int = 1            # steps at which it held
     # The parameters' values ([w] or [w, b]) at each visit since the first step it explains:
     # the steps seen while the model was being recognised are recorded, not lost.
     history: list[list[np.ndarray]] = field(default_factory=list)
+    # For a one-sample design: the (inputs, targets) rows each step of `history` used.
+    samples: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def values(self, snap: "_Snapshot") -> list[np.ndarray]:
         return [snap.small[self.w.key()]] + ([snap.small[self.b.key()]] if self.b is not None else [])
 
     def key(self) -> tuple:
         return (self.w.key(), self.b.key() if self.b else None, self.x.key(), self.y.key(), self.op,
-                self.function, self.loss, self.order)
+                self.function, self.loss, self.order, self.when)
 
     def spec(self) -> ChainSpec:
         layer = LayerSpec(W=self.w, op=self.op, x=self.x, b=self.b,
@@ -93,6 +103,8 @@ class ImplicitModel:
     targets: Path
     loss: str
     history: list[list[np.ndarray]]   # parameter values at each visit of the site, oldest first
+    # One-sample designs: the (inputs, targets) rows of each step in `history` (else empty).
+    samples: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
 
 @dataclass
@@ -114,9 +126,11 @@ class ImplicitSearch:
         self.tried = 0
 
     def visit(self, key: tuple, found: dict[int, Found], number: int,
-              not_data: tuple[set[tuple], ...] = ()) -> ImplicitModel | None:
+              not_data: tuple[set[tuple], ...] = (), not_samples: tuple[set[tuple], ...] = ()
+              ) -> ImplicitModel | None:
         """Look at the program at the `number`-th visit of place `key`; arrays whose path keys
-        are in one of the `not_data` sets are never taken for inputs or targets."""
+        are in one of the `not_data` sets are never taken for a data set's inputs or targets,
+        those in one of the `not_samples` sets never for one step's sample."""
         now = _snapshot(found)
         now.number = number
         before = self._last.get(key)
@@ -133,26 +147,31 @@ class ImplicitSearch:
         if pending:
             kept = []
             for h in pending:
-                rate = _rate(h, before, now)
+                design = _design(h, before, now)
+                rate = None if design is None else _rate(h, before, now, *design)
                 if rate is not None and _size(h) == 1 and _same_change(h, before, now):
                     rate = None   # (one number moving by a constant step: any constant gradient fits)
                 if rate is not None and abs(rate - h.rate) <= RATE_RTOL * abs(h.rate):
                     h.held += 1
                     h.history.append(h.values(now))
+                    if h.when != "store":
+                        h.samples.append(design)
                     kept.append(h)
                     if h.held >= (SCALAR_CONFIRMATIONS if _size(h) == 1 else CONFIRMATIONS):
                         return ImplicitModel(chain=h.spec(), site=key, targets=h.y, loss=h.loss,
-                                             history=h.history)
+                                             history=h.history, samples=h.samples)
             self._pending[key] = kept
             if kept:
                 return None
         attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
-        self._pending[key] = self._hypotheses(before, now, moved, not_data) if attempts <= ATTEMPTS_PER_PLACE else []
+        self._pending[key] = self._hypotheses(before, now, moved, not_data, not_samples) \
+            if attempts <= ATTEMPTS_PER_PLACE else []
         return None
 
     # -- hypotheses ------------------------------------------------------------------------------
     def _hypotheses(self, before: _Snapshot, now: _Snapshot, moved: list[tuple],
-                    not_data: tuple[set[tuple], ...] = ()) -> list[Hypothesis]:
+                    not_data: tuple[set[tuple], ...] = (), not_samples: tuple[set[tuple], ...] = ()
+                    ) -> list[Hypothesis]:
         # (Names that usually hold settings are not ruled out: ``c`` is an intercept in
         # ``m * x + c``, and a decaying rate fails the gradient test by itself.)
         params = [k for k in moved if before.small[k].size <= MAX_PARAM_SIZE and not now.found[k].path.in_data]
@@ -168,11 +187,23 @@ class ImplicitSearch:
         weights.sort(key=lambda k: not _looks_like_weight(now.found[k].name))
         out: list[Hypothesis] = []
         tried = 0
+        # Data sets first, for every weight and bias: one step's own sample is looked at only
+        # when no data set explains the change (a sample's few numbers fit more by chance).
+        for per_sample in (False, True):
+            if out:
+                break
+            tried = self._try(out, tried, per_sample, weights, biases, data, before, now, moved, not_samples)
+        self.tried += tried
+        return out
+
+    def _try(self, out, tried, per_sample, weights, biases, data, before, now, moved, not_samples) -> int:
         for wk in weights:
             w_shape = before.small[wk].shape
             d = int(np.prod(w_shape)) if w_shape else 1
             for bk in [None] + [k for k in biases if k != wk]:
-                for x_path, y_path, X, Y, samples in _designs(d, data):
+                designs = _sample_designs(d, w_shape, {wk, bk}, before, now, moved, not_samples) if per_sample \
+                    else ((x, y, X, Y, samples, "store") for x, y, X, Y, samples in _designs(d, data))
+                for x_path, y_path, X, Y, samples, when in designs:
                     op = _op(w_shape, samples)
                     if op is None:
                         continue
@@ -182,18 +213,18 @@ class ImplicitSearch:
                         # the unreachable targets are then judged.)
                         h = Hypothesis(w=now.found[wk].path, b=now.found[bk].path if bk else None, x=x_path,
                                        y=y_path, op=op, function=function, loss=loss, w_shape=w_shape,
-                                       b_shape=before.small[bk].shape if bk else None, order=order)
+                                       b_shape=before.small[bk].shape if bk else None, order=order,
+                                       when=when)
                         tried += 1
                         rate = _rate(h, before, now, X, Y)
                         if rate is not None:
                             h.rate = rate
                             h.history = [h.values(before), h.values(now)]
+                            h.samples = [(X, Y)] if when != "store" else []
                             out.append(h)
                     if len(out) > 16 or tried > MAX_HYPOTHESES:
-                        self.tried += tried
-                        return out
-        self.tried += tried
-        return out
+                        return tried
+        return tried
 
 
 def _snapshot(found: dict[int, Found]) -> _Snapshot:
@@ -284,6 +315,62 @@ def _designs(d: int, data: list[Found]):
             yield x_path, y_path, X, y, samples
 
 
+MAX_SAMPLE_CANDIDATES = 12   # arrays tried as one sample's inputs (and as its target)
+_NAME_HINTS_X = ("x", "input", "feature", "sample")
+_NAME_HINTS_Y = ("y", "t", "target", "label", "expected", "truth")
+
+
+def _sample_designs(d: int, w_shape: tuple, own: set, before: _Snapshot, now: _Snapshot,
+                    moved: list[tuple], not_samples: tuple[set[tuple], ...]):
+    """One-sample designs (input path, target path, X (1, d), Y (1,), samples, when): a
+    sample of d inputs and its one target, both held by the program at one visit.
+
+    Per-sample code makes its sample afresh at each step, so the data change between the
+    visits like the parameters do (they are not ruled out as such); the weight and bias
+    of the hypothesis, the network's known parameters and names of settings are."""
+    if _hidden_weights(now, moved, own):
+        return
+    for when, snap in (("now", now), ("before", before)):
+        xs, ys = [], []
+        for k, f in snap.found.items():
+            a = f.array
+            if k in own or k not in snap.small or any(k in keys for keys in not_samples) \
+                    or _looks_like_setting(f.name) or not np.all(np.isfinite(snap.small[k])):
+                continue
+            if a.size == d and (a.ndim <= 1 or min(a.shape) == 1):
+                xs.append(f)
+            if a.size == 1:
+                ys.append(f)
+        xs.sort(key=lambda f: -_hint(f.name, _NAME_HINTS_X))
+        ys.sort(key=lambda f: -_hint(f.name, _NAME_HINTS_Y))
+        for fx in xs[:MAX_SAMPLE_CANDIDATES]:
+            # (A column (d, 1) with a weight (1, d) meets it as W @ x; otherwise as rows.)
+            samples = "cols" if fx.array.ndim == 2 and fx.array.shape[1] == 1 and d > 1 else (
+                "vec" if d == 1 and len(w_shape) == 0 else "rows")
+            X = snap.small[fx.path.key()].reshape(1, d)
+            for fy in ys[:MAX_SAMPLE_CANDIDATES]:
+                if fy.path.key() == fx.path.key():
+                    continue
+                yield fx.path, fy.path, X, snap.small[fy.path.key()].reshape(1), samples, when
+
+
+def _hidden_weights(now: _Snapshot, moved: list[tuple], own: set) -> bool:
+    """Whether another lasting array (an attribute, a global) moved that is more than one
+    number: a weight matrix of a layer before this one, whose output would then pass
+    for one sample's inputs (a network's last layer is no model on its own)."""
+    for k in moved:
+        f = now.found[k]
+        if k not in own and f.path.root.kind in ("object", "globals") and f.array.ndim == 2 \
+                and min(f.array.shape) > 1:
+            return True
+    return False
+
+
+def _hint(name: str, hints: tuple[str, ...]) -> int:
+    leaf = name.rsplit(".", 1)[-1].lower()
+    return sum(1 for h in hints if leaf == h or leaf.startswith(h))
+
+
 def _residual(h: Hypothesis, w: np.ndarray, b: np.ndarray | None, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """d loss / d z per sample, at parameters (w, b)."""
     with np.errstate(all="ignore"):
@@ -316,10 +403,10 @@ def _rate(h: Hypothesis, before: _Snapshot, now: _Snapshot,
                                                                           or bk not in now.small)):
         return None
     if X is None or Y is None:
-        fx, fy = now.found.get(h.x.key()), now.found.get(h.y.key())
-        X, Y = _data(h.x, fx, now, h.op), _data(h.y, fy, now, None)
-        if X is None or Y is None or len(X) != len(Y):
+        design = _design(h, before, now)
+        if design is None:
             return None
+        X, Y = design
     w0, w1 = before.small[wk], now.small[wk]
     b0, b1 = (before.small[bk], now.small[bk]) if bk is not None else (None, None)
     g = _gradient(h, w0, b0, X, Y, w1, b1)
@@ -331,6 +418,24 @@ def _rate(h: Hypothesis, before: _Snapshot, now: _Snapshot,
     if g.size > 1 and abs(dg) / math.sqrt(gg * dd) < COS_MIN:
         return None
     return -dg / gg
+
+
+def _design(h: Hypothesis, before: _Snapshot, now: _Snapshot) -> tuple[np.ndarray, np.ndarray] | None:
+    """The hypothesis's inputs (rows) and targets (1-D) for the step from `before` to `now`."""
+    if h.when != "store":
+        snap = before if h.when == "before" else now
+        fx, fy = snap.found.get(h.x.key()), snap.found.get(h.y.key())
+        if fx is None or fy is None:
+            return None
+        d = int(np.prod(h.w_shape)) if h.w_shape else 1
+        if fx.array.size != d or fy.array.size != 1:
+            return None
+        return np.asarray(fx.array, dtype=np.float64).reshape(1, d), np.asarray(fy.array, dtype=np.float64).reshape(1)
+    X = _data(h.x, now.found.get(h.x.key()), now, h.op)
+    Y = _data(h.y, now.found.get(h.y.key()), now, None)
+    if X is None or Y is None or len(X) != len(Y):
+        return None
+    return X, Y
 
 
 def _data(path: Path, f: Found | None, now: _Snapshot, op: str | None) -> np.ndarray | None:

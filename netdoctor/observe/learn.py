@@ -30,6 +30,7 @@ import numpy as np
 
 from .arrays import Context, Found, Path, discover, fingerprint
 from .chain import ChainSearch, ChainSpec, ObservedForward, function_of, observe, rows
+from .collected import step_targets
 from .implicit import ImplicitModel, ImplicitSearch
 
 # The learning budget. A program may spend a while preparing data before it trains, and
@@ -62,6 +63,7 @@ class ForwardCopy:
     out: np.ndarray
     zs: list[np.ndarray]
     acts: list[np.ndarray]
+    y: np.ndarray | None = None   # the targets this pass's output was compared with (rows), if seen
 
 
 @dataclass
@@ -90,10 +92,13 @@ class Learned:
     delta_factors: dict[int, tuple]        # layer -> (z, factor, delta name, producer code) from deltas
     last_found: dict[int, Found]
     steps: int
-    # For a model recognised from its updates (its output never kept, see :mod:`.implicit`):
-    # the targets its gradient was computed with, and the loss that gradient is of.
+    # Where a step's targets are held: for a model recognised from its updates (its output
+    # never kept, see :mod:`.implicit`) the targets its gradient was computed with, and the
+    # loss that gradient is of; otherwise the array the step compared with its output (see
+    # :mod:`.collected`), when no data set may hold them.
     targets: Path | None = None
     loss: str | None = None
+    pending: list[ForwardCopy] | None = None   # the forward passes of the step under way
 
 
 
@@ -150,6 +155,8 @@ class Learner:
         self.delta_factors: dict[int, tuple] = {}
         self.implicit = ImplicitSearch()
         self.implicit_model: ImplicitModel | None = None   # once a model is recognised from updates
+        self._forward_found: dict[int, Found] = {}   # the arrays at the cycle's last forward pass
+        self.step_targets: Path | None = None         # where the step compared its output with targets
 
     # -- budget -----------------------------------------------------------------------------
     def out_of_budget(self) -> bool:
@@ -258,8 +265,9 @@ class Learner:
             # counting a step at each visit of the place where its updates were recognised.
             # (Neither the parameters of a network already in sight nor arrays that changed
             # while training ran are data.)
-            not_data = (self.changing, {path.key() for path in self._param_paths()})
-            model = self.implicit.visit(key, found, self._visits.get(key, 0), not_data=not_data)
+            params = {path.key() for path in self._param_paths()}
+            model = self.implicit.visit(key, found, self._visits.get(key, 0), not_data=(self.changing, params),
+                                        not_samples=(params,))
             if model is not None:
                 return self._adopt_implicit(model, ctx, key, tier, found)
         # Until the parameters first move, search wherever arrays changed (the forward pass
@@ -331,12 +339,31 @@ class Learner:
             self._step(ctx, found, param_fp)           # the parameters moved since the last forward
         if len(self._cycle_forwards) < 64:   # (a mini-batch of per-sample forward passes)
             self._cycle_forwards.append(copy_forward(forward))
+        self._forward_found = found
         if key not in self._cycle_keys[tier]:
             self._cycle_keys[tier].append(key)
             self._key_chains[key] = self.chain   # named as it resolves at this very checkpoint
         if self.updates >= UPDATES_TO_LEARN:
             return self._learned(self.cycles[-1])
         return None
+
+    def _find_step_targets(self, found: dict[int, Found]) -> None:
+        """The array the ending cycle compared with its last output to form the error, kept
+        if it was already held at that forward pass (where later steps read it)."""
+        if not self._cycle_forwards or self.implicit_model is not None:
+            return
+        forward = self._cycle_forwards[-1]
+        exclude = {p.key() for layer in self.chain.layers
+                   for p in (layer.W, layer.b, layer.x, layer.z, layer.a) if p is not None}
+        arrays = list(self._cycle_seen.values()) + [f for i, f in found.items() if i not in self._cycle_seen]
+        # (Held at the forward pass, and where the earlier steps held theirs, if they did.)
+        held = [self._forward_found[id(t.array)] for t in step_targets(forward.out, self.chain.samples, arrays, exclude)
+                if id(t.array) in self._forward_found]
+        if self.step_targets is not None:
+            held = [f for f in held if f.path.key() == self.step_targets.key()]
+        if held:
+            self.step_targets = held[0].path
+            forward.y = rows(held[0].array, self.chain.samples)
 
     def _adopt_implicit(self, model: ImplicitModel, ctx: Context, key: tuple, tier: str,
                         found: dict[int, Found]) -> Learned | None:
@@ -350,12 +377,14 @@ class Learner:
         X = rows(x, layer.samples)
         f = function_of(layer.function, layer.slope) if layer.function else None
 
-        def forward(values: list[np.ndarray]) -> ForwardCopy:
+        def forward(values: list[np.ndarray], sample: tuple | None = None) -> ForwardCopy:
+            # (A one-sample design knows each step's own sample and target.)
+            Xs, y = (X, None) if sample is None else (sample[0], sample[1].reshape(-1, 1))
             b = values[1].reshape(1, -1) if len(values) > 1 else 0.0
             with np.errstate(all="ignore"):
-                z = X @ layer.to_io(values[0]).reshape(X.shape[1], -1) + b
+                z = Xs @ layer.to_io(values[0]).reshape(Xs.shape[1], -1) + b
                 a = f(z) if f is not None else z
-            return ForwardCopy(x=X, out=a, zs=[z], acts=[a])
+            return ForwardCopy(x=Xs, out=a, zs=[z], acts=[a], y=y)
 
         history = [[np.array(v, dtype=np.float64) for v in values] for values in model.history]
         for path, value in zip(self._param_paths(), history[0]):
@@ -367,7 +396,8 @@ class Learner:
                 for index, path in enumerate(self.grad_paths):
                     arr = path.array(ctx) if path is not None else None
                     grads[index] = None if arr is None else np.array(arr, dtype=np.float64, copy=True)
-            self.records.append(StepRecord(step, before, after, grads, [forward(before)], {}))
+            sample = model.samples[step - 1] if len(model.samples) >= step else None
+            self.records.append(StepRecord(step, before, after, grads, [forward(before, sample)], {}))
             self.cycles.append({"A": [], "B": [], tier: [key]})
             self._key_chains[key] = self.chain
             self.updates = step
@@ -540,6 +570,7 @@ class Learner:
                                        dict(list(numbers.items())[:64])))
         if self._cycle_forwards:
             self._read_deltas(self._before, after, self._cycle_forwards[-1], found)
+            self._find_step_targets(found)
         self._cycle_seen = {}
         self.cycles.append(self._cycle_keys)
         self._cycle_keys = {"A": [], "B": []}
@@ -650,8 +681,9 @@ class Learner:
             producers=dict(self.layer_producers), derivative_of=derivatives,
             changing=set(self.changing), last_found=self.last_found, steps=self.updates,
             delta_factors=dict(self.delta_factors),
-            targets=self.implicit_model.targets if self.implicit_model else None,
+            targets=self.implicit_model.targets if self.implicit_model else self.step_targets,
             loss=self.implicit_model.loss if self.implicit_model else None,
+            pending=list(self._cycle_forwards),
         )
 
 

@@ -32,6 +32,7 @@ from .. import probes
 from ..trace import MODEL, Event, Recorder
 from .arrays import Context, Found, Path, fingerprint
 from .chain import ChainSpec, observe, rows
+from .collected import StepPool
 from .data import DataSet, ProbeOutputs, as_target_matrix, find_dataset, stacked_pairs
 from .gradients import Batch, Claim, check_step
 from .learn import ForwardCopy, Learned, StepRecord, copy_forward
@@ -114,6 +115,9 @@ class Tracker:
         self.rebuilt = Rebuilt(self.chain, functions) if all(f is not None for f in functions) else None
 
         self.data = self._find_data()
+        # Without a data set holding the targets, the targets are read where each step holds
+        # them, and the data set is the samples collected so far (see :mod:`.collected`).
+        self.pool = self._step_pool()
         self.targets = None      # rows-form target matrix for the whole data set
         self.probe: ProbeOutputs | None = None
         self.probe_targets: np.ndarray | None = None
@@ -153,6 +157,44 @@ class Tracker:
         return find_dataset(list(found.values()) + stacked + derived, batch, self.chain.samples, exclude=exclude,
                             changing=changing, targets_named=named)
 
+    def _step_pool(self) -> StepPool | None:
+        if (self.data is not None and self.data.targets) or self.learned.targets is None:
+            return None
+        pool = StepPool(self.chain.input.name, self.learned.targets)
+        for record in self.learned.records:
+            for fwd in record.forwards:
+                if fwd.y is not None:
+                    pool.add(fwd.x, fwd.y)
+        self.data = pool.dataset()
+        return pool
+
+    def _collect(self, ctx: Context, xr: np.ndarray) -> np.ndarray | None:
+        """This forward pass's targets (rows form), added to the pool with its inputs; once
+        the pool is ready, the probe batch is taken from it."""
+        y = self.pool.targets_now(ctx, self.chain.samples, len(xr))
+        if y is None or y.shape[1] not in (1, self.chain.n_out) or not self.pool.add(xr, y):
+            return None
+        if self.probe is None and self.pool.ready(self.steps):
+            self.refresh_collected()
+            self._set_up_probe()
+        return y
+
+    def refresh_collected(self) -> None:
+        """Make the data set the samples collected so far (for the probe, and the facts)."""
+        if self.pool is None:
+            return
+        data = self.pool.dataset()
+        if data is None:
+            if self.data is None and self.probe is None and getattr(self, "_pool_noted", False):
+                return
+            self._pool_noted = True
+            self.obs.note(f"the targets were seen where the step compares them with its output "
+                          f"({self.pool.targets.name}), but could not be read at later steps: "
+                          f"no probe outputs, loss or data checks")
+            return
+        self.data = data
+        self.targets = as_target_matrix(data.targets[0].raw_rows, self.chain.n_out, self.encoding or "as_is")
+
     def _data_in_lists(self, found) -> bool:
         return any(f.path.in_data for f in found.values())
 
@@ -177,6 +219,16 @@ class Tracker:
         sentinel = self.param_paths[self._sentinel].array(ctx)
         self._sentinel_fp = None if sentinel is None else fingerprint(sentinel)
         self.before = [np.array(a, dtype=np.float64, copy=True) for a in records[-1].after] if records else None
+        if self.pool is not None and self.learned.pending:
+            # Learning ended in a step whose forward pass it saw: with targets read at the steps
+            # (no probe batch yet to measure the loss on), that pass's loss is the step's.
+            forward = self.learned.pending[-1]
+            forward.y = self.pool.targets_now(ctx, self.chain.samples, len(forward.x))
+            Y = None if forward.y is None else as_target_matrix(forward.y, self.chain.n_out, self.encoding or "as_is")
+            if Y is not None and self.pool.add(forward.x, forward.y):
+                self.cycle.forwards += 1
+                self.cycle.first = forward
+                self._add_loss(self.cycle, forward.out, Y)
 
     def _settle_loss(self, records: list[StepRecord]) -> None:
         """Choose the loss, reduction, target encoding and gradient signs that explain the code.
@@ -190,6 +242,8 @@ class Tracker:
                 continue
             self._gradcheck(record.step, record.before, record.after, record.grads,
                             self._batches(record.forwards), settle=True)
+        if self.pool is not None and self.rebuilt_verified and self.chain.n_out == 1:
+            self._loss_from_rates(records)
         if self.loss_kind is None and self.learned.loss is not None:
             # (The loss whose gradient the updates follow, found with the model itself.)
             self.loss_kind = self.learned.loss
@@ -202,6 +256,44 @@ class Tracker:
             self.encoding = self._default_encoding()
         if self.data is not None and self.data.targets:
             self.targets = as_target_matrix(self.data.targets[0].raw_rows, self.chain.n_out, self.encoding)
+
+    def _loss_from_rates(self, records: list[StepRecord]) -> None:
+        """One sample and one output per step: every loss's gradient then points the same
+        way, so the direction cannot tell which loss the code differentiates. The rate that
+        scales it can: it is the code's learning rate, the same at every step, only for the
+        loss the code differentiates (a wrong one's rate drifts with the output)."""
+        from .rebuild import LOSS_KINDS
+
+        usable = []   # (record, the one forward pass whose targets the step showed)
+        for r in records:
+            shown = [f for f in r.forwards if f.y is not None]
+            if len(shown) == 1 and len(shown[0].x) == 1 and not any(g is not None for g in r.grads):
+                usable.append((r, shown))
+        if len(usable) < 2:
+            return
+        spreads = {}
+        for kind in LOSS_KINDS:
+            rates = []
+            for r, shown in usable:
+                changes = [a - b for a, b in zip(r.after, r.before)]
+                claim = Claim("updates", [None if not np.any(d) else -d for d in changes])
+                try:
+                    payload = check_step(self.rebuilt, r.before, self.param_roles, self._batches(shown), claim,
+                                         step=r.step, kinds=(kind,), reduction=None)
+                except Exception:  # noqa: BLE001 - an optional refinement
+                    payload = None
+                rate = None if payload is None else payload.get("lr_fit")
+                if not rate:
+                    break
+                rates.append(rate)
+            if len(rates) == len(usable):
+                spreads[kind] = ((max(rates) - min(rates)) / max(abs(r) for r in rates), rates[-1])
+        if spreads:
+            best = min(spreads, key=lambda kind: spreads[kind][0])
+            if spreads[best][0] < 1e-3 and best != self.loss_kind:
+                self.loss_kind, self.reduction, self.lr_fit = best, "mean", spreads[best][1]
+                self.obs.note(f"the loss is taken to be {best.upper()}: one sample per step, its gradient's "
+                              f"learning rate is the same at every step")
 
     def _code_loss(self, records: list[StepRecord]) -> None:
         """Find the code's own loss: a number it held that equals a standard loss of the outputs."""
@@ -239,6 +331,8 @@ class Tracker:
         return "onehot" if onehot is not None else "as_is"
 
     def _set_up_probe(self) -> None:
+        if self.pool is not None and not self.pool.ready(self.steps):
+            return   # (taken once the steps have shown enough samples: see _collect)
         if self.data is None:
             self.obs.note("the training data (inputs and targets) could not be located among the "
                           "program's arrays: no probe outputs, loss or data checks")
@@ -253,6 +347,14 @@ class Tracker:
 
     # -- the hot path: one forward pass ----------------------------------------------------------
     def on_forward(self, ctx: Context) -> None:
+        x, out = self._forward_arrays(ctx)
+        if out is None or x is None:
+            return
+        if self._moved(ctx):
+            self._end_step(ctx)
+        self._forward(ctx, x, out)
+
+    def _forward_arrays(self, ctx: Context) -> tuple[np.ndarray | None, np.ndarray | None]:
         x = self.chain.input.array(ctx)
         if self.chain.output is None:
             # The code never keeps its output: computed from the inputs and parameters.
@@ -260,11 +362,7 @@ class Tracker:
             out = None if seen is None else (seen.acts[-1].T if self.chain.samples == "cols" else seen.acts[-1])
         else:
             out = self.chain.output.array(ctx)
-        if out is None or x is None:
-            return
-        if self._moved(ctx):
-            self._end_step(ctx)
-        self._forward(ctx, x, out)
+        return x, out
 
     def _moved(self, ctx: Context) -> bool:
         """Whether the parameters changed since the last forward pass (an update happened).
@@ -309,17 +407,23 @@ class Tracker:
         samples = self.chain.samples
         xr, outr = rows(x, samples), rows(out, samples)
         indices = self._probe_update(xr, outr)
+        y = self._collect(ctx, xr) if self.pool is not None else None
         if not wanted:
             return
         cycle = self.cycle
         cycle.forwards += 1
-        if indices is not None and self.targets is not None:
+        if y is not None and outr.shape[1] == self.chain.n_out:   # (not another layer's output)
+            Y = as_target_matrix(y, self.chain.n_out, self.encoding or "as_is")
+            if Y is not None:
+                self._add_loss(cycle, outr, Y)
+        elif indices is not None and self.targets is not None and self.pool is None:
             self._add_loss(cycle, outr, self.targets[indices])
         if cycle.first is None or ((self.steps + 1) in self.gradcheck_steps
                                    and len(cycle.forwards_kept) < MAX_GRADCHECK_BATCHES):
             seen = observe(self.chain, ctx, check=False)
             if seen is not None:
                 copy = copy_forward(seen)
+                copy.y = y
                 if cycle.first is None:
                     cycle.first = copy
                 if (self.steps + 1) in self.gradcheck_steps and len(cycle.forwards_kept) < MAX_GRADCHECK_BATCHES:
@@ -351,12 +455,18 @@ class Tracker:
             return None
 
     def _forwards_loss(self, forwards: list[ForwardCopy]) -> float | None:
-        if self.data is None or self.targets is None:
+        if self.pool is None and (self.data is None or self.targets is None):
             return None
         total, n = 0.0, 0
         for fwd in forwards:
-            indices = self.data.indices_of(fwd.x)
-            value = None if indices is None else self._loss(fwd.out, self.targets[indices])
+            if fwd.y is not None:   # (targets read at the step itself)
+                Y = as_target_matrix(fwd.y, self.chain.n_out, self.encoding or "as_is")
+                value = None if Y is None else self._loss(fwd.out, Y)
+            elif self.pool is None:
+                indices = self.data.indices_of(fwd.x)
+                value = None if indices is None else self._loss(fwd.out, self.targets[indices])
+            else:
+                continue
             if value is None:
                 continue
             total += value * len(fwd.out)
@@ -623,13 +733,20 @@ class Tracker:
             out = np.concatenate([f.out for f in forwards])
             _, first = np.unique(X, axis=0, return_index=True)
             keep = np.sort(first)
-            union = self._batch(ForwardCopy(x=X[keep], out=out[keep], zs=[], acts=[]))
+            y = np.concatenate([f.y for f in forwards])[keep] if all(f.y is not None for f in forwards) else None
+            union = self._batch(ForwardCopy(x=X[keep], out=out[keep], zs=[], acts=[], y=y))
             batches.insert(0, union)
         return batches
 
     def _batch(self, forward: ForwardCopy, indices: np.ndarray | None = None) -> Batch:
         targets: dict[str, np.ndarray] = {}
-        if self.data is not None:
+        if forward.y is not None:
+            # The targets the step itself compared this output with.
+            for encoding in ("as_is", "onehot"):
+                Y = as_target_matrix(forward.y, self.chain.n_out, encoding)
+                if Y is not None:
+                    targets[encoding] = Y
+        elif self.data is not None and self.pool is None:
             if indices is None:
                 indices = self.data.indices_of(forward.x)
             if indices is not None:
