@@ -177,6 +177,20 @@ def test_nd103_grades_the_initial_loss_against_ln_c():
     assert error.evidence["ratio"] == pytest.approx(6.0)
 
 
+def test_nd103_mse_reference_follows_targets_between_0_and_1():
+    # Sigmoid + MSE on targets 0.1 .. 0.9: outputs at 0.5 give mean((t - 0.5)^2) = 0.08, not 0.25.
+    targets = np.array([[0.1], [0.3], [0.7], [0.9]])
+    outputs = np.full((N, 4, 1), 0.5)
+    start = float(np.mean((targets - 0.5) ** 2))
+    losses = np.linspace(start, start / 10, N)
+    fine = make_trace({(MODEL, "probe_loss"): losses}, outputs=outputs, targets=targets, loss="mse")
+    assert judge(fine, "ND103") == []
+    # The same start against 0/1 targets is 0.32x the 0.25 reference: judged.
+    binary = make_trace({(MODEL, "probe_loss"): losses}, outputs=outputs, targets=XOR_TARGETS, loss="mse")
+    [low] = judge(binary, "ND103")
+    assert low.evidence["expected_loss"] == pytest.approx(0.25)
+
+
 def test_nd103_skips_regression():
     with pytest.raises(Skip):
         judge(make_trace({(MODEL, "probe_loss"): 1.0}, output="linear", loss="mse", task="regression"), "ND103")
@@ -266,6 +280,9 @@ def test_nd106_reads_a_gap_in_the_batch_loss_as_unmeasured():
     stays[3:] = np.nan
     [finding] = judge(make_trace({(MODEL, "loss"): stays}), "ND106")
     assert finding.step == 3
+    last_unmeasured = decreasing()
+    last_unmeasured[-1] = np.nan   # the last step's passes were not seen
+    assert judge(make_trace({(MODEL, "loss"): last_unmeasured}), "ND106") == []
     inf_once = decreasing()
     inf_once[3] = np.inf
     [finding] = judge(make_trace({(MODEL, "loss"): inf_once}), "ND106")

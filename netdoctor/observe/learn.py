@@ -143,6 +143,7 @@ class Learner:
         self.records: list[StepRecord] = []
         self.updates = 0
         self.grad_paths: list[Path | None] | None = None
+        self._grad_ratios: dict[int, float] = {}   # each gradient array's first ratio change/array
         self.initial: dict[tuple, np.ndarray] = {}
         self._returns: dict[CodeType, int] = {}
         self.most_returns = 0
@@ -503,6 +504,7 @@ class Learner:
         self.records = []
         self.updates = 0
         self.grad_paths = None
+        self._grad_ratios: dict[int, float] = {}
         self.layer_producers = {}
 
     def _start_cycle(self, ctx: Context, found: dict[int, Found], param_fp: tuple | None) -> None:
@@ -558,11 +560,10 @@ class Learner:
             grad = None if arr is None else np.array(arr, dtype=np.float64, copy=True)
             if grad is not None and self.updates > 1 and not _aligned(after[index] - self._before[index], grad):
                 # A chance alignment at the first step (small arrays): not this parameter's gradient.
-                self.grad_paths[index] = None
-                for record in self.records:
-                    record.grads[index] = None
+                self._drop_gradient(index)
                 grad = None
             grads.append(grad)
+        self._check_gradient_rates(grads, after)
         numbers = {f.name: float(f.array) for f in {**self._cycle_seen, **found}.values()
                    if f.array.ndim == 0 and f.array.dtype.kind == "f" and f.path.key() not in
                    {p.key() for p in self._param_paths()}}
@@ -599,6 +600,36 @@ class Learner:
         for layer, (z, factor, delta) in factors.items():
             if layer not in self.delta_factors:
                 self.delta_factors[layer] = (z, factor, delta.name, self.producers.get(id(delta.array)))
+
+    def _drop_gradient(self, index: int) -> None:
+        self.grad_paths[index] = None
+        for record in self.records:
+            record.grads[index] = None
+
+    def _check_gradient_rates(self, grads: list[np.ndarray | None], after: list[np.ndarray]) -> None:
+        """A parameter's gradient array keeps its ratio to the change (the learning rate)
+        from step to step. An array that lines up with the change by shape alone does not:
+        with one input feature, a layer's weight change is its bias gradient times the
+        input, so the bias gradient also lines up with the weight's change, at a ratio that
+        follows the input (and flips its sign with it). Such an array is dropped when it
+        drifts while another parameter's ratio holds (a learning-rate schedule moves all)."""
+        ratios: dict[int, float] = {}
+        for index, grad in enumerate(grads):
+            if grad is None:
+                continue
+            g = grad.reshape(-1)
+            gg = float(np.dot(g, g))
+            d = (after[index] - self._before[index]).reshape(-1)
+            if gg > 0 and math.isfinite(gg) and d.shape == g.shape:
+                ratios[index] = float(np.dot(d, g)) / gg
+        first = self._grad_ratios
+        steady = {i for i, r in ratios.items() if i in first and _rate_distance(r, first[i]) <= SMALL_GRAD_RATE_TOL}
+        for index, ratio in ratios.items():
+            if index not in first:
+                first[index] = ratio
+            elif index not in steady and (steady or (ratio > 0) != (first[index] > 0)):
+                self._drop_gradient(index)
+                grads[index] = None
 
     def _find_gradients(self, found: dict[int, Found], before, after) -> list[Path | None]:
         """For each parameter, the array whose direction is the parameter's change (if any).

@@ -237,13 +237,14 @@ class Tracker:
         the gradients against it (a gradient of the summed loss where the code averages is
         ND204). Otherwise the loss that best explains the code's gradients is taken."""
         self._code_loss(records)
+        if self.loss_kind is None and self.chain.n_out == 1 and self.rebuilt is not None:
+            # (Before the gradient check, which then judges against the loss found here.)
+            self._loss_from_rates(records)
         for record in records[1:2]:
             if not record.forwards:
                 continue
             self._gradcheck(record.step, record.before, record.after, record.grads,
                             self._batches(record.forwards), settle=True)
-        if self.pool is not None and self.rebuilt_verified and self.chain.n_out == 1:
-            self._loss_from_rates(records)
         if self.loss_kind is None and self.learned.loss is not None:
             # (The loss whose gradient the updates follow, found with the model itself.)
             self.loss_kind = self.learned.loss
@@ -264,11 +265,14 @@ class Tracker:
         loss the code differentiates (a wrong one's rate drifts with the output)."""
         from .rebuild import LOSS_KINDS
 
-        usable = []   # (record, the one forward pass whose targets the step showed)
+        usable = []   # (record, its one forward pass, of one sample with known targets)
         for r in records:
-            shown = [f for f in r.forwards if f.y is not None]
-            if len(shown) == 1 and len(shown[0].x) == 1 and not any(g is not None for g in r.grads):
-                usable.append((r, shown))
+            # (The updates themselves are compared, whether or not the code keeps gradients.)
+            # The pass right before the update is the step's own (others may be a log line's
+            # queries); a wrong pick holds no loss's rate, and then nothing is decided.
+            last = r.forwards[-1] if r.forwards else None
+            if last is not None and len(last.x) == 1 and self._batch(last).targets:
+                usable.append((r, [last]))
         if len(usable) < 2:
             return
         spreads = {}
@@ -288,10 +292,13 @@ class Tracker:
                 rates.append(rate)
             if len(rates) == len(usable):
                 spreads[kind] = ((max(rates) - min(rates)) / max(abs(r) for r in rates), rates[-1])
-        if spreads:
-            best = min(spreads, key=lambda kind: spreads[kind][0])
-            if spreads[best][0] < 1e-3 and best != self.loss_kind:
-                self.loss_kind, self.reduction, self.lr_fit = best, "mean", spreads[best][1]
+        # Exactly one loss must hold its rate: outputs that barely move between the steps
+        # (pinned at 0.5) hold every loss's rate, and then tell nothing.
+        steady = [kind for kind, (spread, _) in spreads.items() if spread < 1e-3]
+        if len(steady) == 1:
+            best = steady[0]
+            if best != self.loss_kind:
+                self.loss_kind = best   # (the reduction is then chosen by the gradient check)
                 self.obs.note(f"the loss is taken to be {best.upper()}: one sample per step, its gradient's "
                               f"learning rate is the same at every step")
 
@@ -806,7 +813,10 @@ class Tracker:
                         flipped = True
                 if flipped:
                     claim = Claim("gradients", _mixed_claims(grads, self.grad_sign, changes))
+                    # (The reduction read from the unflipped arrays' negative scale was no reading.)
+                    self.reduction = None
                     payload = self._check(step, batches, claim) or payload
+                    self.reduction = payload["reduction"]
         self.obs.event("gradcheck", payload, step=step)
 
     def _check(self, step: int, batches: list[Batch], claim: Claim) -> dict | None:

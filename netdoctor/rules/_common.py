@@ -116,6 +116,24 @@ def finite_series(trace: Trace, quantity: str, layer: str = MODEL) -> tuple[np.n
     return steps[keep], values[keep]
 
 
+def first_nonfinite(values: np.ndarray) -> int | None:
+    """Index of the first value that shows the run really went NaN/Inf, or None.
+
+    A recorded series has NaN where a step did not measure the quantity (a framework run
+    measures the probe batch every few steps; a step whose passes were not seen has no batch
+    loss, the run's last step among them). So: an Inf anywhere counts, and a NaN counts only
+    where it stays to the end over at least two rows, since a NaN that entered the network
+    stays (a lone NaN in the last row is that step not measured)."""
+    values = np.asarray(values, dtype=float).ravel()
+    inf = np.flatnonzero(np.isinf(values))
+    finite = np.flatnonzero(np.isfinite(values))
+    last_finite = int(finite[-1]) if len(finite) else -1
+    trailing = len(values) - 1 - last_finite
+    nan_at = last_finite + 1 if (trailing >= 2 or (trailing == 1 and last_finite < 0)) else None
+    found = [int(i) for i in (inf[0] if len(inf) else None, nan_at) if i is not None]
+    return min(found) if found else None
+
+
 def warmup_end(trace: Trace, th: Thresholds) -> float:
     """The first step output- and gradient-based rules judge (training needs a moment)."""
     steps = np.asarray(trace.steps)
@@ -331,10 +349,9 @@ def run_fits(trace: Trace, th: Thresholds) -> Fit:
         _, raw = trace.series(quantity)
         raw = np.asarray(raw, dtype=float).ravel()
         finite = np.isfinite(raw)
-        # (A NaN between finite values is a step that did not measure this quantity: a
-        # framework run measures the probe batch every few steps. A loss that really became
-        # NaN stays NaN to the end, and the last step is always measured.)
-        if finite.any() and (np.isinf(raw[int(np.argmax(finite)):]).any() or not finite[-1]):
+        # (NaN where a step did not measure the quantity is no NaN of the run: see first_nonfinite.)
+        bad = first_nonfinite(raw)
+        if finite.any() and bad is not None and bad >= int(np.argmax(finite)):
             return Fit(False, reason=f"the {quantity} became NaN/Inf during the run")
     try:
         _, values, source = loss_curve(trace)

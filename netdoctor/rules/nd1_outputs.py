@@ -23,6 +23,7 @@ from ._common import (
     event_location,
     event_step,
     events,
+    first_nonfinite,
     finite_series,
     fmt,
     fmt_values,
@@ -265,6 +266,17 @@ def constant_prediction(ctx: RuleContext):
     ]
 
 
+def _finite_targets(trace) -> np.ndarray | None:
+    targets = trace.probe_targets
+    if targets is None:
+        return None
+    try:
+        targets = np.asarray(targets, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return targets if targets.size and np.isfinite(targets).all() else None
+
+
 def _expected_initial_loss(ctx: RuleContext) -> tuple[float, str] | None:
     """What the loss should be when the network still outputs 'no idea' (uniform classes)."""
     loss = (ctx.info.loss or "").lower()
@@ -282,6 +294,11 @@ def _expected_initial_loss(ctx: RuleContext) -> tuple[float, str] | None:
         return math.log(2), "ln 2 (every output at 0.5)"
     if loss.startswith("mse") and ctx.info.task == "classification":
         if function == "sigmoid":
+            targets = _finite_targets(ctx.trace)
+            if targets is not None and not np.isin(targets, (0.0, 1.0)).all():
+                # (Targets between 0 and 1: the squared error of outputs at 0.5 against them.)
+                value = float(np.mean((targets - 0.5) ** 2))
+                return (value, f"{fmt(value)} (every output at 0.5 against these targets)") if value > 0 else None
             return 0.25, "0.25 (every output at 0.5 against 0/1 targets)"
         n = units if units and units > 1 else classes
         if function == "softmax" and n and n > 1:
@@ -298,7 +315,8 @@ def loss_at_init(ctx: RuleContext):
         Compares the loss at the start of training with the loss of a network that
         has no preference yet: ln C for softmax with cross-entropy over C classes,
         ln 2 for sigmoid outputs with binary cross-entropy, 0.25 for sigmoid outputs
-        with squared error on 0/1 targets. A ratio inside ``loss_init_ok`` is fine,
+        with squared error on 0/1 targets (on targets between 0 and 1, the squared
+        error of outputs at 0.5 against them). A ratio inside ``loss_init_ok`` is fine,
         inside ``loss_init_warn`` a warning, outside it an error. Initial logits
         grow with the inputs, so for inputs with mean |x| above 1 both bands widen by
         that factor (large-margin data legitimately starts far from ln C). Regression
@@ -645,16 +663,14 @@ def non_finite(ctx: RuleContext):
             # The probe loss is measured only at steps with a probe forward pass (a schedule
             # may space them out): NaN there is "not measured"; a real NaN probe loss is
             # counted in the model's `nonfinite` series, read above. The batch loss may miss a
-            # step too (a step whose passes were not seen): a NaN with a finite loss after it
-            # is such a gap, since a NaN that entered the network stays (as run_fits reads it).
+            # step too (a step whose passes were not seen): see first_nonfinite.
             if quantity == "probe_loss":
                 bad = np.flatnonzero(np.isinf(values))
+                first = int(bad[0]) if len(bad) else None
             else:
-                finite = np.isfinite(values)
-                finite_later = np.flip(np.cumsum(np.flip(finite))) - finite > 0
-                bad = np.flatnonzero(np.isinf(values) | (np.isnan(values) & ~finite_later))
-            if len(bad):
-                sightings.append((int(steps[bad[0]]), quantity, None))
+                first = first_nonfinite(values)
+            if first is not None:
+                sightings.append((int(steps[first]), quantity, None))
     outputs = trace.outputs
     if outputs is not None:
         try:
