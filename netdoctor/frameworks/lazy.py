@@ -120,6 +120,8 @@ class FrameworkHooks:
             watcher.configure = self._limits
             watcher.install()
             self.keras = watcher
+            if self.torch is not None:
+                self.torch.stop_tape()   # Keras trains here: no hand-written torch loop to find
         except Exception as exc:  # noqa: BLE001
             self.notes.append(f"netdoctor could not observe keras {getattr(module, '__version__', '')}: "
                               f"{type(exc).__name__}: {exc}")

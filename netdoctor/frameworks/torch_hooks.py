@@ -39,6 +39,7 @@ from . import STATE
 from .session import FrameworkSession, PROBE_SIZE, layer_info
 from .sites import UserFiles, location, user_site
 from .tensor_stats import LayerTensors, Ops, layer_stats
+from .torch_tape import Tape
 from ..trace import MODEL
 
 DATA_ROWS = 4096          # rows of the first batch kept for the data facts
@@ -161,6 +162,8 @@ class TorchWatcher:
         self._first_target = None
         self._loss_fn = None                # (original function, keyword arguments) for the probe loss
         self._loss_tensor = None
+        self.tape = None                    # the calls of a loop with no module (torch_tape), until its first backward
+        self.forward = None                 # that loop's forward pass, replayable on the probe rows
         self._before: dict[int, Any] | None = None
         self._stepped_since_backward = False
         self._capture: list | None = None
@@ -215,6 +218,10 @@ class TorchWatcher:
             if site is not None:
                 watcher.sites.setdefault(id(optimizer), site)
 
+        if self.root is None and "keras" not in sys.modules:
+            # no module yet: the network may be raw tensors, seen only as the calls they make
+            self.tape = Tape(torch)
+            self.tape.start()
         self._patch(torch.Tensor, "backward", watched_backward)
         self._patch(torch.nn.Module, "__init__", watched_module_init)
         self._patch(torch.optim.Optimizer, "__init__", watched_optim_init)
@@ -227,7 +234,14 @@ class TorchWatcher:
         self._patched.append((owner, attr, getattr(owner, attr)))
         setattr(owner, attr, value)
 
+    def stop_tape(self) -> None:
+        """No forward pass to find (a module was seen, a Keras fit trains, or it was read)."""
+        if self.tape is not None:
+            self.tape.stop()
+            self.tape = None
+
     def uninstall(self) -> None:
+        self.stop_tape()
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -238,10 +252,12 @@ class TorchWatcher:
     # -- forward -------------------------------------------------------------------------------
     def _pre_forward(self, module, args):
         if STATE["keras_fits"]:
+            self.stop_tape()
             return None
         if self._capture is None and self.depth == 0 and self.torch.is_grad_enabled():
             if self.root is None and any(True for _ in module.parameters()):
                 self.root = module
+                self.stop_tape()   # the module is the network: its hooks see the probe batch
             if module is self.root and self._first_input is None and args and self.torch.is_tensor(args[0]):
                 self._first_input = args[0].detach()[:DATA_ROWS].clone()
         self.depth += 1
@@ -326,6 +342,8 @@ class TorchWatcher:
         self._loss_tensor = loss
         if self.params is None:
             self._find_params(loss)
+        if self.tape is not None:
+            self._read_tape(loss)
         if not self.optimizer_mode:
             # Parameters that moved with no optimizer step in between: a hand-written update.
             self._manual_step_check()
@@ -366,6 +384,18 @@ class TorchWatcher:
                 names.setdefault(id(value), key)
         leaves.reverse()
         self.params = [(names.get(id(p), f"param{i}"), p) for i, p in enumerate(leaves)]
+
+    def _read_tape(self, loss) -> None:
+        """At the first backward() of a loop with no module: its forward pass, inputs and targets."""
+        if self.root is None:
+            self.forward = self.tape.forward_of(loss)
+        self.stop_tape()
+        forward = self.forward
+        if forward is None:
+            return
+        self._first_input = forward.inputs.detach()[:DATA_ROWS].clone()
+        if forward.targets is not None and self._first_target is None:
+            self._first_target = forward.targets.detach()[:DATA_ROWS].clone()
 
     def _check_stale_grads(self) -> None:
         checks = self.facts["grad_checks"]
@@ -477,7 +507,7 @@ class TorchWatcher:
         self.facts["frozen"] = [spec["name"] for spec in self.layers if spec["frozen"]]
         values: dict = {}
         self._param_values(values, before=None, grads=None, weights=weights)
-        outputs = self._probe(values, describe=True)
+        outputs = self._probe(values, describe=True, weights=weights)
         loss = self._loss_float(self._loss_tensor if optimizer is not None else self._snap_loss)
         if loss is None:
             loss = values.get((MODEL, "probe_loss"))
@@ -626,10 +656,13 @@ class TorchWatcher:
         b = spec["bias"]
         return w, None if b is None else _np(weights.get(id(b), b))
 
-    def _probe(self, values: dict, describe: bool = False):
-        """The probe batch through the model (eval mode, no_grad), layer by layer."""
+    def _probe(self, values: dict, describe: bool = False, weights: dict | None = None):
+        """The probe batch through the model (eval mode, no_grad), layer by layer.
+
+        `weights` stand in for the parameters' values (step 0 of a hand-written loop is
+        measured after its first update, from the values copied before it)."""
         torch = self.torch
-        if self.root is None or self._first_input is None:
+        if self._first_input is None or (self.root is None and self.forward is None):
             if describe:
                 self._describe()
             return None
@@ -638,6 +671,8 @@ class TorchWatcher:
             idx = np.linspace(0, len(self._first_input) - 1, min(PROBE_SIZE, len(self._first_input))).round()
             self._probe_idx = np.unique(idx.astype(int))
             probe = self._probe_x = self._first_input[torch.as_tensor(self._probe_idx)]
+        if self.root is None:
+            return self._probe_forward(probe, values, describe, weights)
         modes = {m: m.training for m in self.root.modules()}
         self._capture = []
         try:
@@ -681,6 +716,28 @@ class TorchWatcher:
             self._set_data(out_np)
         values.update(self.session.probe_values(out_np.reshape(len(out_np), -1), layers,
                                                 self._probe_loss(out)))
+        return out_np.reshape(len(out_np), -1)
+
+    def _probe_forward(self, probe, values: dict, describe: bool, weights: dict | None):
+        """The probe rows through a hand-written loop's forward pass (no layers to look inside)."""
+        torch = self.torch
+        try:
+            with torch.no_grad():
+                out = self.forward.predict(probe, weights)
+                target = None if self._first_target is None else \
+                    self._first_target[torch.as_tensor(self._probe_idx)]
+                loss = self.forward.loss(out, target, weights) if self._loss_fn is None else None
+        except Exception:  # noqa: BLE001 - a forward that will not take fewer rows: outputs not seen
+            self.forward = None
+            if describe:
+                self._describe()
+            return None
+        out_np = _np(out)
+        if describe:
+            self._describe()
+            self._set_data(out_np)
+        probe_loss = self._probe_loss(out) if loss is None else self._loss_float(loss)
+        values.update(self.session.probe_values(out_np.reshape(len(out_np), -1), [], probe_loss))
         return out_np.reshape(len(out_np), -1)
 
     def _set_data(self, out_np: np.ndarray) -> None:

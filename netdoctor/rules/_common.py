@@ -338,6 +338,49 @@ def accuracy_allowed(trace: Trace, th: Thresholds, labels: np.ndarray) -> float:
     return 1.0 - error / 2
 
 
+# --- how many measured steps a judgement needs --------------------------------------
+
+# A framework run measures its heavy quantities (probe loss, accuracy, update ratios)
+# only every few steps to stay cheap, so a long run may carry three or four of them.
+# A level read from so few moves with any one step. With at least 9 measured values,
+# the run's median lies between the second-smallest and the second-largest of them
+# with probability 1 - 2 * 10/512 = 96% (the sign-test interval), so no single odd
+# step decides it. A run of fewer steps than that, measured at every step, is
+# measured completely and is judged as it is.
+MIN_MEASURED_STEPS = 9
+
+
+def steps_taken(trace: Trace) -> int:
+    """The training steps the run made (the trace may hold fewer rows: it is thinned)."""
+    recorded = np.asarray(trace.steps)
+    last = int(recorded[-1]) if len(recorded) else 0
+    return max(int(getattr(trace.info, "steps", 0) or 0), last)
+
+
+def measured_enough(measured: int, trace: Trace) -> bool:
+    """Whether `measured` values of a per-step quantity are enough to judge its level on `trace`."""
+    return measured >= min(MIN_MEASURED_STEPS, max(steps_taken(trace), 1))
+
+
+def too_few_measured(what: str, measured: int, trace: Trace) -> str:
+    return (f"{what} was measured at only {measured} of {steps_taken(trace)} steps; judging its level "
+            f"needs at least {MIN_MEASURED_STEPS} measured steps")
+
+
+def _fit_curve(trace: Trace) -> tuple[np.ndarray, str, str]:
+    """The loss curve `run_fits` reads, which series it is, and a note for the reason: the
+    probe loss, or the batch loss where the probe loss was measured at too few steps to
+    tell where the run ended."""
+    _, values, source = loss_curve(trace)
+    if measured_enough(len(values), trace):
+        return values, source, ""
+    _, batch = finite_series(trace, "loss")
+    if source == "probe_loss" and measured_enough(len(batch), trace):
+        note = f" (the batch loss: {too_few_measured('the probe loss', len(values), trace)})"
+        return running_mean(batch, len(batch) // 20), "loss (smoothed)", note
+    raise Skip(too_few_measured("the loss", len(values), trace))
+
+
 def run_fits(trace: Trace, th: Thresholds) -> Fit:
     """Does the run fit its data? The one definition every symptom rule uses.
 
@@ -354,9 +397,9 @@ def run_fits(trace: Trace, th: Thresholds) -> Fit:
         if finite.any() and bad is not None and bad >= int(np.argmax(finite)):
             return Fit(False, reason=f"the {quantity} became NaN/Inf during the run")
     try:
-        _, values, source = loss_curve(trace)
-    except Skip:
-        return Fit(None, reason="no loss curve recorded")
+        values, source, note = _fit_curve(trace)
+    except Skip as why:
+        return Fit(None, reason=str(why) or "no loss curve recorded")
     tail = max(1, int(round(th.fit_tail_frac * len(values))))
     if source == "probe_loss":
         start = float(values[0])
@@ -368,13 +411,16 @@ def run_fits(trace: Trace, th: Thresholds) -> Fit:
         return Fit(None, start, end, reason="the loss at the start is not a positive number")
     loss_ok = end <= th.fit_loss_ratio * start
     reason = (f"loss {fmt(start, 4)} -> {fmt(end, 4)} ({fmt(end / start * 100, 3)}% of its start; "
-              f"fitting needs <= {fmt(th.fit_loss_ratio * 100, 3)}%)")
+              f"fitting needs <= {fmt(th.fit_loss_ratio * 100, 3)}%){note}")
     if getattr(trace.info, "task", None) == "regression":
         return Fit(loss_ok, start, end, reason=reason)
     labels = _probe_labels(trace)
     _, acc = finite_series(trace, "accuracy")
     if labels is None or len(acc) == 0 or len(np.unique(labels)) < 2:
         return Fit(loss_ok, start, end, reason=reason)
+    if not measured_enough(len(acc), trace):
+        return Fit(loss_ok, start, end, reason=reason + "; " + too_few_measured("the probe accuracy", len(acc), trace)
+                   + ", so only the loss is judged")
     if probe_frozen(trace, th):
         # The probe accuracy comes from the same stale outputs as the frozen probe loss.
         return Fit(loss_ok, start, end, reason=reason + "; the probe accuracy was not re-measured "

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..types import Severity
 from . import RuleContext, Skip, rule
-from ._common import finite_series, fmt, layer_names, learning_steps, quiet
+from ._common import finite_series, fmt, layer_names, learning_steps, measured_enough, quiet, too_few_measured
 
 
 def _ratios(ctx: RuleContext) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -46,7 +46,10 @@ def update_ratio_high(ctx: RuleContext):
         ``update_burst_steps`` steps that changed a layer's weights by
         ``update_ratio_burst`` times their size or more — after such steps a
         network often saturates and its later steps shrink to nothing, which would
-        hide the cause from the median.
+        hide the cause from the median. The median is taken only over at least
+        ``MIN_MEASURED_STEPS`` (9) measured steps, or every step of a shorter run: a
+        framework run measures its update ratios every few steps, and a median of
+        three of them says little; the rule then reports that it was skipped.
 
     Why is this bad?
         A healthy step changes the weights by about a thousandth of their size. Steps
@@ -62,10 +65,15 @@ def update_ratio_high(ctx: RuleContext):
         or use an adaptive optimiser with a small step size (Adam with ``lr=1e-3``).
     """
     th = ctx.thresholds
-    findings = []
+    findings, sparse = [], {}
     for layer, (steps, ratios) in _ratios(ctx).items():
         median = float(np.median(ratios))
         bursts = _bursts(ctx, ratios)
+        # Bursts are counted events: two seen are two that happened, however sparse the
+        # measurements. A median needs enough measured steps to stand for the run.
+        if not measured_enough(len(ratios), ctx.trace) and bursts < th.update_burst_steps:
+            sparse[layer] = len(ratios)
+            continue
         if median > th.update_ratio_error[1]:
             severity, what = Severity.ERROR, f"above the {fmt(th.update_ratio_error[1])} bound"
         elif bursts >= th.update_burst_steps:
@@ -96,6 +104,8 @@ def update_ratio_high(ctx: RuleContext):
                 },
             )
         )
+    if sparse and not findings and len(sparse) == len(_ratios(ctx)):
+        raise Skip(too_few_measured("the update/weight ratio", max(sparse.values()), ctx.trace))
     return findings
 
 
