@@ -168,3 +168,30 @@ def test_fingerprints_drive_link_validity():
     spec = search.update({id(f.array): f for f in found(arrays)})
     assert spec is not None and spec.layers[0].W.array(Context(None)) is W
     assert all(fingerprint(l.W.array) == l.members[id(l.W.array)] for l in search.links)
+
+
+def _discovered(obj) -> list:
+    from netdoctor.observe.arrays import discover
+
+    return list(discover([(Root("object", "", obj=obj), obj)], lambda v: v is obj).values())
+
+
+def test_integer_settings_are_never_a_layer_whatever_they_happen_to_fit():
+    # A network's sizes and its labels can fit "w * x + b" by chance: 2 * [0, 1, 1, 0] + 2
+    # is the layer sizes (2, 4, 4, 2). Integers are counts, not weights.
+    class Settings:
+        pass
+
+    settings = Settings()
+    settings.n_out, settings.n_in = 2, 2
+    settings.labels = np.array([0.0, 1.0, 1.0, 0.0])
+    settings.sizes = np.array([2.0, 4.0, 4.0, 2.0])
+    arrays = _discovered(settings)
+    assert {f.name.rsplit(".", 1)[-1] for f in arrays} >= {"n_out", "n_in"}   # (the integers are seen)
+    assert find_chain(arrays) is None
+    # The same numbers held as floats make a (one-number) link: it is the integers that say no.
+    settings.n_out, settings.n_in = 2.0, 2.0
+    spec = find_chain(_discovered(settings))
+    assert spec is not None
+    assert spec.layers[0].W.name.rsplit(".", 1)[-1] in ("n_out", "n_in")
+

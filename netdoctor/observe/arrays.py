@@ -200,9 +200,23 @@ def scalar_box(path: "Path", value: Any) -> np.ndarray | None:
         return held[1]
     if len(_BOXES) > _MAX_BOXES:
         _BOXES.clear()
+        _INT_BOX_IDS.clear()
+    if held is not None:
+        _INT_BOX_IDS.discard(id(held[1]))   # (its id may be reused once the old box is gone)
     box = np.array(float(value))
     _BOXES[key] = (value, box)
+    if isinstance(value, (int, np.integer)):
+        _INT_BOX_IDS.add(id(box))
     return box
+
+
+_INT_BOX_IDS: set[int] = set()
+
+
+def from_int(a: np.ndarray) -> bool:
+    """Whether `a` stands for a Python or NumPy integer: a count or a size (``n_hidden = 2``),
+    never a weight (weights are drawn as floats; a bias may start as the integer 0)."""
+    return id(a) in _INT_BOX_IDS
 
 
 _LIST_BOXES: dict[tuple, tuple[int, np.ndarray]] = {}

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .arrays import Context, Found, Path, from_list
+from .arrays import Context, Found, Path, from_int, from_list
 
 # The four ways a weight matrix meets its input.
 #   op     product      samples in   weight form
@@ -559,7 +559,7 @@ class ChainSearch:
         # (Nor is what a function has just returned and nothing holds yet: a parameter is kept
         # somewhere between steps, so a value reachable only as a result is a temporary.)
         weights = [f for f in items if f.array.dtype.kind == "f" and id(f.array) not in placed
-                   and not from_list(f.array) and f.path.root.kind != "result"
+                   and not from_list(f.array) and not from_int(f.array) and f.path.root.kind != "result"
                    and (f.array.ndim == 2 or (f.array.ndim <= 1 and f.array.size <= MAX_VECTOR_WEIGHT))
                    and not (f.array.ndim == 0 and _looks_like_setting(f.name))
                    and (self.params is None or id(f.array) in self.params)]
