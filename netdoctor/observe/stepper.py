@@ -237,7 +237,9 @@ class Tracker:
         the gradients against it (a gradient of the summed loss where the code averages is
         ND204). Otherwise the loss that best explains the code's gradients is taken."""
         self._code_loss(records)
-        if self.loss_kind is None and self.chain.n_out == 1 and self.rebuilt is not None:
+        # (Only with targets read at the steps: on stored data sets this reading has not been
+        # checked yet, and there the gradient check's own choice stands.)
+        if self.pool is not None and self.loss_kind is None and self.chain.n_out == 1 and self.rebuilt is not None:
             # (Before the gradient check, which then judges against the loss found here.)
             self._loss_from_rates(records)
         for record in records[1:2]:
