@@ -125,6 +125,14 @@ def test_evidence_separates_measured_values_from_thresholds():
     assert {e.key for e in limits} == {"pinned_std", "threshold", "thresholds.x"}
 
 
+def test_per_layer_evidence_shows_only_what_differs_from_the_finding():
+    measured, _ = verdict.split_evidence({
+        "f0": 0.667, "role": "hidden", "layers": ["layer1", "layer2"],
+        "per_layer": {"layer1": {"f0": 0.667, "role": "hidden"}, "layer2": {"f0": 0.667, "role": "output"}}})
+    keys = {e.key for e in measured}
+    assert keys == {"f0", "role", "layers", "per_layer.layer2.role"}
+
+
 @pytest.mark.parametrize("value", [2e-5, 0.731, 12345.678, -3.5e-9, 1.0])
 def test_numbers_keep_four_significant_digits(value):
     assert float(verdict.format_value(value)) == pytest.approx(value, rel=5e-4)

@@ -376,7 +376,14 @@ def split_evidence(evidence: Mapping[str, Any]) -> tuple[tuple[EvidenceItem, ...
     """
     measured: list[EvidenceItem] = []
     limits: list[EvidenceItem] = []
-    for key, value in _flatten(evidence):
+    flat = list(_flatten(evidence))
+    top = {key: format_value(value) for key, value in flat if "." not in key}
+    for key, value in flat:
+        # One finding for several layers keeps each layer's evidence (JSON has it all); shown
+        # here is only what differs from the finding's own values.
+        head, _, rest = key.partition(".")
+        if head == "per_layer" and "." in rest and top.get(rest.split(".", 1)[1]) == format_value(value):
+            continue
         leaf = key.rsplit(".", 1)[-1]
         is_limit = (
             leaf in _THRESHOLD_NAMES
