@@ -92,6 +92,8 @@ def check_step(
             continue
         for encoding, Y in batch.targets.items():
             for kind in (kinds or LOSS_KINDS):
+                if kind in ("bce", "ce") and not kinds and not _probabilities(Y):
+                    continue   # (cross-entropy takes targets in [0, 1]: a code with others minimises no such loss)
                 true = rebuilt.gradients(base, batch.X, Y, kind)
                 if not true:
                     continue
@@ -168,6 +170,11 @@ def check_step(
         payload["not_checked"] = ("the updates are not -lr * gradient (an adaptive or momentum optimizer): "
                                   "gradients cannot be checked from them")
     return payload
+
+
+def _probabilities(Y: np.ndarray) -> bool:
+    Y = np.asarray(Y, dtype=np.float64)
+    return bool(np.all((Y >= 0) & (Y <= 1)))
 
 
 def _weight_decay(params, names, claimed, true) -> float | None:

@@ -290,11 +290,13 @@ def _expected_initial_loss(ctx: RuleContext) -> tuple[float, str] | None:
         n = units if units and units > 1 else classes
         if n and n > 1:
             return math.log(n), f"ln {n} (uniform over {n} classes)"
+    targets = _finite_targets(ctx.trace)
+    if targets is not None and not ((targets >= 0) & (targets <= 1)).all():
+        return None   # (targets beyond [0, 1]: no cross-entropy or sigmoid reference; ND601 judges them)
     if loss.startswith("bce") and function == "sigmoid":
         return math.log(2), "ln 2 (every output at 0.5)"
     if loss.startswith("mse") and ctx.info.task == "classification":
         if function == "sigmoid":
-            targets = _finite_targets(ctx.trace)
             if targets is not None and not np.isin(targets, (0.0, 1.0)).all():
                 # (Targets between 0 and 1: the squared error of outputs at 0.5 against them.)
                 value = float(np.mean((targets - 0.5) ** 2))
