@@ -186,6 +186,7 @@ def healthy_scripts(scripts_dirs: list[Path], with_cases: bool) -> list[tuple[st
 def judge_script(label: str, script: Path, seed: int | None) -> dict[str, Any]:
     from netdoctor.testing import diagnose_script
 
+    script = script.resolve()   # (a relative path would not survive the change of folder)
     cwd = os.getcwd()
     os.chdir(script.parent)   # each script runs from its own folder, as its author ran it
     try:
@@ -233,15 +234,18 @@ def main(argv: list[str] | None = None) -> int:
         runs = [r for r in results if r["kind"] == kind]
         if runs:
             bad = sum(bool(r["errors"]) for r in runs)
+            unjudged = sum(bool(r.get("problem")) for r in runs)
             print(f"{kind}: {len(runs)} runs, {bad} with an error finding, "
-                  f"{sum(len(r['errors']) for r in runs)} error findings")
+                  f"{sum(len(r['errors']) for r in runs)} error findings"
+                  + (f"; {unjudged} not judged (the script could not be diagnosed)" if unjudged else ""))
     print("error findings per rule:", dict(sorted(per_rule.items())) or "none")
+    unjudged = [r for r in results if r.get("problem")]
     for r in results:
         for message in r["messages"]:
             print(f"  {r['name']} seed {r['seed']}: {message[:160]}")
     if a.json:
         a.json.write_text(json.dumps(results, indent=1, default=str))
-    return 0 if not per_rule else 1
+    return 0 if not per_rule and not unjudged else 1   # (a run not judged is no clean run)
 
 
 if __name__ == "__main__":
