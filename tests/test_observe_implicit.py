@@ -91,3 +91,13 @@ def test_a_gradient_with_a_stray_factor_on_the_bias_is_not_taken_for_a_model(tmp
     # any loss the observer knows, so it must not claim to have seen a training step.
     report, run = _run(tmp_path, LINE_FIT.format(factor="0.37 * "))
     assert "run" in report.unobserved() and run["steps"] == 0, run
+
+
+def test_one_sample_designs_need_targets_that_change():
+    # A number that stays put over the steps (another data set's label, a setting) fits as any
+    # moving array's target; only steps that show two targets can confirm a one-sample model.
+    from netdoctor.observe.implicit import _targets_vary
+
+    x = np.ones((1, 3))
+    assert not _targets_vary([(x, np.array([9.0]))] * 5)
+    assert _targets_vary([(x, np.array([9.0]))] * 4 + [(x, np.array([2.0]))])

@@ -157,7 +157,8 @@ class ImplicitSearch:
                     if h.when != "store":
                         h.samples.append(design)
                     kept.append(h)
-                    if h.held >= (SCALAR_CONFIRMATIONS if _size(h) == 1 else CONFIRMATIONS):
+                    if h.held >= (SCALAR_CONFIRMATIONS if _size(h) == 1 else CONFIRMATIONS) \
+                            and (h.when == "store" or _targets_vary(h.samples)):
                         return ImplicitModel(chain=h.spec(), site=key, targets=h.y, loss=h.loss,
                                              history=h.history, samples=h.samples)
             self._pending[key] = kept
@@ -352,6 +353,14 @@ def _sample_designs(d: int, w_shape: tuple, own: set, before: _Snapshot, now: _S
                 if fy.path.key() == fx.path.key():
                     continue
                 yield fx.path, fy.path, X, snap.small[fy.path.key()].reshape(1), samples, when
+
+
+def _targets_vary(samples: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+    """Whether one-sample steps showed at least two targets. A number that stays put while
+    the steps go on (a label of another data set, a setting) fits as any model's target:
+    the parameters move for their own reasons (an accumulator summing a mini-batch's
+    gradients moves "along" those gradients), and a constant target explains nothing."""
+    return len({float(np.asarray(Y).reshape(-1)[0]) for _, Y in samples}) >= 2
 
 
 def _hidden_weights(now: _Snapshot, moved: list[tuple], own: set) -> bool:
