@@ -12,6 +12,8 @@ import textwrap
 
 import pytest
 
+import numpy as np
+
 from netdoctor.testing import diagnose_script
 
 pytestmark = pytest.mark.slow
