@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import textwrap
 
-import pytest
-
 import numpy as np
+import pytest
 
 from netdoctor.testing import diagnose_script
 
