@@ -561,11 +561,30 @@ def test_nd404_falls_back_on_identical_initial_and_final_statistics():
 
 
 def test_nd405_flags_layers_without_bias():
-    found = judge(make_trace(has_bias=False), "ND405")
-    assert [f.layer for f in found] == ["layer1", "layer2"]
+    # One habit of the code, one finding naming every layer without a bias.
+    [found] = judge(make_trace(has_bias=False), "ND405")
+    assert found.evidence["layers"] == ["layer1", "layer2"] and found.layer == "layer1"
+    assert found.severity == Severity.WARNING            # nothing says the run failed
     assert judge(make_trace(has_bias=True), "ND405") == []
     with pytest.raises(Skip):
         judge(make_trace(has_bias=None), "ND405")
+
+
+def test_nd405_is_an_error_where_an_all_zero_input_binds_a_run_that_does_not_fit():
+    stuck = np.full(N, 0.69)
+    fitted = 0.69 * np.exp(-np.linspace(0, 6, N))
+    outputs = np.full((N, 4, 1), 0.5)
+
+    def nd405(loss, inputs):
+        return judge(make_trace({(MODEL, "probe_loss"): loss}, outputs=outputs, targets=XOR_TARGETS,
+                                inputs=inputs, has_bias=False), "ND405")
+
+    [failed] = nd405(stuck, XOR_INPUTS)                   # XOR holds (0, 0): z = 0 whatever W
+    assert failed.severity == Severity.ERROR and failed.evidence["zero_inputs"] == 1
+    [fine] = nd405(fitted, XOR_INPUTS)                    # it trained anyway
+    assert fine.severity == Severity.WARNING
+    [no_zero] = nd405(stuck, XOR_INPUTS + 1.0)            # no all-zero input: the bias is not what binds
+    assert no_zero.severity == Severity.WARNING
 
 
 # --- ND5 updates ----------------------------------------------------------------------------------

@@ -417,7 +417,11 @@ def missing_bias(ctx: RuleContext):
 
     What it does
         Flags layers recorded as having no bias term (from the run's layer
-        description or the initial parameter statistics).
+        description or the initial parameter statistics), in one finding that
+        names them. It is an error when the first layer of a network with a
+        hidden layer has none, some probe input is all zeros (mapped to z = 0
+        whatever the weights) and the run did not fit its data (``run_fits``); a
+        warning otherwise.
 
     Why is this bad?
         Without a bias every unit's pre-activation is 0 for an all-zero input, so
@@ -432,6 +436,7 @@ def missing_bias(ctx: RuleContext):
         Give every layer a bias, initialised at 0 and updated like the weights:
         ``z = a @ W + b``; ``b -= lr * delta.mean(axis=0)``.
     """
+    th = ctx.thresholds
     layers = [layer for layer in ctx.info.layers if layer.has_bias is not None]
     missing = {layer.name for layer in layers if layer.has_bias is False}
     known = bool(layers)
@@ -442,14 +447,45 @@ def missing_bias(ctx: RuleContext):
                 missing.add(layer)
     if not known:
         raise Skip("nothing recorded about biases")
+    if not missing:
+        return []
     order = {name: i for i, name in enumerate(layer_names(ctx.trace))}
+    named = sorted(missing, key=lambda name: order.get(name, len(order)))
+    first = named[0]
+    # An error only where it binds and the run shows it: an all-zero input that the first
+    # layer can only map to z = 0, in a run that did not fit its data. Elsewhere a missing
+    # bias is a design choice that often trains well (a warning).
+    fit = run_fits(ctx.trace, th)
+    zero_rows = _all_zero_inputs(ctx.trace)
+    # (A one-layer model, a line through the origin, is judged by its fit alone: ND1xx.)
+    binding = zero_rows > 0 and order.get(first, 0) == 0 and len(order) > 1 and fit.fits is False
+    message = (f"{first} has no bias" if len(named) == 1
+               else f"{len(named)} layers have no bias ({', '.join(named)})")
+    message += ": an all-zero input reaches the first activation as exactly 0 whatever the weights"
+    if binding:
+        message += (f"; {zero_rows} of the probe inputs are all zeros, and the run did not fit its data "
+                    f"({fit.reason})")
     return [
         ctx.finding(
-            f"{layer} has no bias: an all-zero input reaches its activation as exactly 0 "
-            f"whatever the weights",
-            layer=layer,
-            location=_where(ctx, layer),
-            evidence={"has_bias": False},
+            message,
+            severity=Severity.ERROR if binding else Severity.WARNING,
+            layer=first,
+            location=_where(ctx, first),
+            evidence={"has_bias": False, "layers": named, "zero_inputs": zero_rows, **fit.evidence(th),
+                      "per_layer": {name: {"location": _location_text(ctx, name)} for name in named}},
         )
-        for layer in sorted(missing, key=lambda name: order.get(name, len(order)))
     ]
+
+
+def _all_zero_inputs(trace) -> int:
+    """How many probe inputs are all zeros (0 when the inputs were not recorded)."""
+    X = getattr(trace, "probe_inputs", None)
+    if X is None:
+        return 0
+    try:
+        X = np.asarray(X, dtype=float)
+    except (TypeError, ValueError):
+        return 0
+    if X.ndim != 2 or not X.size:
+        return 0
+    return int(np.sum(np.all(X == 0, axis=1)))
