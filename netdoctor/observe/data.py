@@ -22,6 +22,7 @@ import numpy as np
 from .. import probes
 from .arrays import Found
 from .chain import rows
+from .naming import named_as
 
 PROBE_SIZE = 64
 _NAME_HINTS_X = ("x", "input", "data", "feature", "sample", "train")
@@ -201,7 +202,6 @@ def find_dataset(
     data = DataSet(X=X, samples=samples, X_rows=X_rows)
     data.targets = _targets_for(items, data, exclude | {id(X.array)}, changing)
     if targets_named:
-        from .learn import named_as
 
         # The user named the targets: those first (and only those, if they fit the data).
         named = [t for t in data.targets if named_as(t.found.name, targets_named)]

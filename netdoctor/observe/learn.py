@@ -31,6 +31,7 @@ import numpy as np
 from .arrays import Context, Found, Path, discover, fingerprint
 from .chain import ChainSearch, ChainSpec, ObservedForward, function_of, observe, rows
 from .collected import step_targets
+from .naming import named_as
 from .implicit import ImplicitModel, ImplicitSearch
 
 # The learning budget. A program may spend a while preparing data before it trains, and
@@ -728,11 +729,6 @@ def _gradient_name_of(name: str, param: str) -> bool:
     forms = {"d" + p, "d_" + p, "grad_" + p, p + "_grad", "dJ_d" + p, "dL_d" + p, "dj_d" + p, "dl_d" + p,
              "grad" + p, "g" + p, "nabla_" + p}
     return g in forms or g.lower() in {f.lower() for f in forms if not f.startswith("d" + p)}
-
-
-def named_as(path_name: str, wanted: str) -> bool:
-    """Whether an array's path is the name the user gave (``A2`` matches ``self.A2`` too)."""
-    return path_name == wanted or path_name.endswith("." + wanted) or path_name.endswith("['" + wanted + "']")
 
 
 def _rate_distance(ratio: float, rate: float) -> float:

@@ -72,3 +72,8 @@ def how_to_name(script: str | None, roles: dict | None = None) -> str:
     if output is None:
         text += "; if an array holds the network's output, add --net-output NAME"
     return text
+
+
+def named_as(path_name: str, wanted: str) -> bool:
+    """Whether an array's path is the name the user gave (``A2`` matches ``self.A2`` too)."""
+    return path_name == wanted or path_name.endswith("." + wanted) or path_name.endswith("['" + wanted + "']")
