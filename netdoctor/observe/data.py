@@ -202,7 +202,6 @@ def find_dataset(
     data = DataSet(X=X, samples=samples, X_rows=X_rows)
     data.targets = _targets_for(items, data, exclude | {id(X.array)}, changing)
     if targets_named:
-
         # The user named the targets: those first (and only those, if they fit the data).
         named = [t for t in data.targets if named_as(t.found.name, targets_named)]
         data.targets = named or data.targets
