@@ -290,14 +290,21 @@ class Fit:
         }
 
 
-def _probe_labels(trace: Trace) -> np.ndarray | None:
-    """The probe batch's class labels (from one-hot rows, a 0/1 column or integer labels)."""
-    targets = trace.probe_targets
-    if targets is None:
+def probe_array(trace: Trace, attr: str) -> np.ndarray | None:
+    """The probe batch's ``probe_inputs`` or ``probe_targets`` as floats (None if absent or not numbers)."""
+    value = getattr(trace, attr, None)
+    if value is None:
         return None
     try:
-        targets = np.asarray(targets, dtype=float)
+        return np.asarray(value, dtype=float)
     except (TypeError, ValueError):
+        return None
+
+
+def _probe_labels(trace: Trace) -> np.ndarray | None:
+    """The probe batch's class labels (from one-hot rows, a 0/1 column or integer labels)."""
+    targets = probe_array(trace, "probe_targets")
+    if targets is None:
         return None
     if targets.ndim == 2 and targets.shape[1] > 1:
         return targets.argmax(axis=1) if np.isin(targets, (0.0, 1.0)).all() else None

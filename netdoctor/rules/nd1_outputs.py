@@ -33,6 +33,7 @@ from ._common import (
     output_function,
     output_layer,
     payload,
+    probe_array,
     quiet,
     smoothed_loss_curve,
     trailing_streak,
@@ -267,14 +268,8 @@ def constant_prediction(ctx: RuleContext):
 
 
 def _finite_targets(trace) -> np.ndarray | None:
-    targets = trace.probe_targets
-    if targets is None:
-        return None
-    try:
-        targets = np.asarray(targets, dtype=float)
-    except (TypeError, ValueError):
-        return None
-    return targets if targets.size and np.isfinite(targets).all() else None
+    targets = probe_array(trace, "probe_targets")
+    return targets if targets is not None and targets.size and np.isfinite(targets).all() else None
 
 
 def _expected_initial_loss(ctx: RuleContext) -> tuple[float, str] | None:

@@ -27,6 +27,7 @@ from ._common import (
     layer_names,
     loss_curve,
     payload,
+    probe_array,
     quiet,
     run_fits,
 )
@@ -479,13 +480,7 @@ def missing_bias(ctx: RuleContext):
 
 def _all_zero_inputs(trace) -> int:
     """How many probe inputs are all zeros (0 when the inputs were not recorded)."""
-    X = getattr(trace, "probe_inputs", None)
-    if X is None:
-        return 0
-    try:
-        X = np.asarray(X, dtype=float)
-    except (TypeError, ValueError):
-        return 0
-    if X.ndim != 2 or not X.size:
+    X = probe_array(trace, "probe_inputs")
+    if X is None or X.ndim != 2 or not X.size:
         return 0
     return int(np.sum(np.all(X == 0, axis=1)))
