@@ -104,8 +104,10 @@ class Thresholds:
     # so a 4x4 layer drawn at exactly 2x Glorot does not flip with the seed.
     init_scale_sample_z: float = 2.0
     symmetric_atol: float = 1e-12
-    # Weights can share a sign by chance in tiny layers: same-sign layers must hold this many in all.
-    same_sign_min_weights: int = 8
+    # Weights drawn centred on 0 share one sign by chance with probability 2**(1 - n): the
+    # same-sign layers must hold this many in all, so that chance is below 1e-3 (with 8 it
+    # was 1 in 128, and a randn layer of 8 weights drew all-positive on some seeds).
+    same_sign_min_weights: int = 11
 
     # --- ND5 updates -----------------------------------------------------------
     update_ratio_warn: tuple[float, float] = (1e-4, 1e-2)

@@ -195,3 +195,29 @@ def test_integer_settings_are_never_a_layer_whatever_they_happen_to_fit():
     assert spec is not None
     assert spec.layers[0].W.name.rsplit(".", 1)[-1] in ("n_out", "n_in")
 
+
+
+def test_a_layer_fed_one_row_for_every_sample_is_still_found():
+    # Raw features in the thousands saturate the hidden sigmoids: h is the same 0/1 row for
+    # the whole batch, so the output layer's z and a hold one value each.
+    X = rng.uniform(600, 3500, size=(40, 2))
+    # each unit's weights share one sign: no unit comes near 0 for any sample
+    W1 = rng.choice([-1.0, 1.0], size=(10, 1)) * rng.uniform(0.5, 1.5, size=(10, 2))
+    b1 = np.zeros(10)
+    W2, b2 = rng.normal(size=(1, 10)), np.full(1, 0.3)
+    z1 = X @ W1.T + b1
+    h = sigmoid(z1)                                    # 1.0, or ~1e-300 varying by sample
+    z2 = h @ W2.T + b2
+    assert np.all(z2 == z2[0]) and h.max() > h.min()
+    p = sigmoid(z2)
+    fake_code = (lambda v: v).__code__
+    calls = [(fake_code, Call(arg_ids=(id(z),), arg_names=("z",), args=[z.copy()], result=a.copy(), result_id=id(a)))
+             for z, a in ((z1, h), (z2, p))]
+    spec = find_chain(found(X=X, W1=W1, b1=b1, h=h, W2=W2, b2=b2, p=p), calls=calls)
+    assert [l.W.name for l in spec.layers] == ["W1", "W2"] and spec.output.name == "p"
+    # One value alone proves nothing: with an input that is itself one value throughout,
+    # and no function seen computing p, the output layer is not claimed.
+    ones = np.ones((40, 10))
+    q = sigmoid(ones @ W2.T + b2)
+    spec = find_chain(found(X=X, W1=W1, b1=b1, ones=ones, W2=W2, b2=b2, q=q))
+    assert spec is None or all(l.W.name != "W2" for l in spec.layers)

@@ -212,3 +212,13 @@ def test_an_l2_term_in_the_gradient_is_recognised_and_nothing_else_is():
     assert _weight_decay(params, names, true, true) is None                  # nothing to explain
     wrong = [true[0] * 1.5, true[1], true[2]]                                # a backprop bug
     assert _weight_decay(params, names, wrong, true) is None
+
+
+def test_cosine_of_tiny_gradients_does_not_underflow():
+    # A saturated layer's gradients can be ~1e-150: their squared norms multiply to 0.
+    from netdoctor.observe.rebuild import cosine_and_scale
+
+    v = rng.normal(size=6) * 1e-150
+    cos, scale = cosine_and_scale(2 * v, v)
+    assert cos == pytest.approx(1.0) and scale == pytest.approx(2.0)
+    assert np.isnan(cosine_and_scale(v, np.zeros(6))[0])

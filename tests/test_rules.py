@@ -482,6 +482,10 @@ def test_nd402_same_sign_layers_need_enough_weights_between_them():
     assert set(finding.evidence["per_layer"]) == {"layer1", "layer2"}
     tiny = dict(positive, fan_in=2, fan_out=1)  # two weights can share a sign by chance
     assert judge(make_trace(events=[init_event("layer1", **tiny)]), "ND402") == []
+    # 8 weights drawn centred on 0 share a sign once in 128 draws: still chance
+    eight = dict(positive, fan_in=8, fan_out=1)
+    assert judge(make_trace(events=[init_event("layer1", **eight)]), "ND402") == []
+    assert len(judge(make_trace(events=[init_event("layer1", **dict(eight, fan_in=12))]), "ND402")) == 1
     assert judge(make_trace(events=[init_event("layer1")]), "ND402") == []
 
 

@@ -586,6 +586,16 @@ class ChainSearch:
         for N in fresh:
             if not self._attach(N, ctx) and id(N.array) not in placed and not keeps_z:
                 self._as_activation_of_temporary(N, ctx)
+        # A layer whose output is one value for every sample is still a layer (a saturated
+        # hidden layer feeds the next one the same row for the whole batch). One value can
+        # match by chance, so such an array is taken only as the result of a product whose
+        # input varies, or as what a user function was seen returning.
+        for N in (f for f in new if _uniform(f.array)):
+            links = [link for link in self._as_preactivation(N, N.array.astype(np.float64), None, ctx)
+                     if _informative(link.x.array)]
+            self.links.extend(links)
+            if not links and not self._attach(N, ctx, seen_called=True) and id(N.array) not in placed:
+                self._as_result_of_call(N, ctx, lambda link: _informative(link.x.array))
 
     def _older(self, a: np.ndarray, than: np.ndarray, strict: bool) -> bool:
         aa, bb = self.age.get(id(a), 0), self.age.get(id(than), 0)
@@ -747,8 +757,9 @@ class ChainSearch:
             links.append(_Link(W, op, x, bias, None, a=N, function="softmax", members=members, bias_row=row))
         return links
 
-    def _attach(self, N: Found, ctx) -> bool:
-        """N as the activation of a link's stored z: a = f(z) for a known or observed f."""
+    def _attach(self, N: Found, ctx, seen_called: bool = False) -> bool:
+        """N as the activation of a link's stored z: a = f(z) for a known or observed f
+        (with `seen_called`, only for a user function seen computing N from z)."""
         _, _, _, calls = ctx
         attached = False
         for link in self.links:
@@ -762,16 +773,15 @@ class ChainSearch:
             tol = max(relative_tolerance(Z.array, N.array), 1e-7)
             code = _call_between(calls, Z, N, tol)
             name, slope = _named(self.functions, zr, ar, tol)
-            if code is None and (name is None or N.array.size < 2 or not np.any(N.array)):
+            if code is None and (seen_called or name is None or N.array.size < 2 or not np.any(N.array)):
                 continue  # a single value (or all zeros) matches some function by chance
             link.a, link.function, link.slope, link.function_code = N, name, slope, code
             link.members[id(N.array)] = self.fps[id(N.array)]
             attached = True
         return attached
 
-    def _as_activation_of_temporary(self, N: Found, ctx) -> None:
-        """N as a = f(op(W, x) + b) where z was never kept: z is read back through f
-        (or taken from a user function seen computing N)."""
+    def _as_result_of_call(self, N: Found, ctx, keep: Callable[[_Link], bool] | None = None) -> bool:
+        """N as a = f(op(W, x) + b) for a user function f seen returning N: z is its argument."""
         _, _, _, calls = ctx
         for code, call in reversed(calls):
             if call.result_id == id(N.array):
@@ -779,7 +789,8 @@ class ChainSearch:
                 if arg is None:
                     continue
                 target = np.asarray(arg, dtype=np.float64)
-                links = self._as_preactivation(N, target, None, ctx, produced=N)
+                links = [link for link in self._as_preactivation(N, target, None, ctx, produced=N)
+                         if keep is None or keep(link)]
                 for link in links:
                     samples = samples_of(link.op)
                     link.function, link.slope = _named(self.functions, rows(target, samples),
@@ -787,7 +798,14 @@ class ChainSearch:
                     link.function_code = code
                     self.links.append(link)
                 if links:
-                    return
+                    return True
+        return False
+
+    def _as_activation_of_temporary(self, N: Found, ctx) -> None:
+        """N as a = f(op(W, x) + b) where z was never kept: z is read back through f
+        (or taken from a user function seen computing N)."""
+        if self._as_result_of_call(N, ctx):
+            return
         a = N.array.astype(np.float64)
         products = None
         for samples in ("rows", "cols"):
@@ -819,6 +837,14 @@ class ChainSearch:
             if confirmed:
                 self.links.extend(confirmed)
                 return
+
+
+def _uniform(a: np.ndarray) -> bool:
+    """Several entries, all one finite value that is not 0."""
+    if a.size < 2 or a.dtype.kind != "f" or not np.isfinite(a).all():
+        return False
+    first = a.flat[0]
+    return bool(first != 0 and a.min() == a.max())
 
 
 def _softmax_like(a: np.ndarray, samples: str) -> bool:

@@ -215,7 +215,8 @@ def cosine_and_scale(claimed: np.ndarray, true: np.ndarray) -> tuple[float, floa
         ct = float(np.dot(claimed, true))
     if not (math.isfinite(tt) and math.isfinite(cc)) or tt == 0 or cc == 0:
         return math.nan, math.nan
-    return ct / math.sqrt(tt * cc), ct / tt
+    # (sqrt of each: tt * cc underflows to 0 for gradients of a saturated layer, ~1e-200 each)
+    return ct / (math.sqrt(tt) * math.sqrt(cc)), ct / tt
 
 
 def nearest_reduction(kind: str, scale: float, n: int, k: int, tolerance: float = 0.05) -> str | None:

@@ -305,14 +305,19 @@ class Tracker:
                               f"learning rate is the same at every step")
 
     def _code_loss(self, records: list[StepRecord]) -> None:
-        """Find the code's own loss: a number it held that equals a standard loss of the outputs."""
+        """Find the code's own loss: a number it held that equals a standard loss of the outputs.
+
+        One equality can be chance (a learning rate of 0.5 next to an MSE of 0/1 outputs
+        against 0/1 targets), so settings (lr, eta) are never losses, and a number is taken
+        only when it equals the same loss at each of the next few steps where it changed (a
+        number left from an earlier step, like a loss computed only when printed, is no
+        evidence either way).
+        """
+        from .chain import _looks_like_setting as looks_like_setting
         from .rebuild import LOSS_KINDS, REDUCTIONS, loss_value
 
-        for record in records[:3]:
-            numbers = {name: value for name, value in (record.numbers or {}).items()
-                       if math.isfinite(value) and value > 0}
-            if not numbers or not record.forwards:
-                continue
+        def losses(record: StepRecord):
+            """(kind, reduction, encoding, value) of every standard loss of this step's outputs."""
             for batch in self._batches(record.forwards):
                 for encoding, Y in batch.targets.items():
                     if ":" in encoding:
@@ -324,14 +329,36 @@ class Tracker:
                                     value = loss_value(kind, reduction, batch.out, Y)
                             except ValueError:
                                 continue
-                            hit = next((name for name, v in numbers.items()
-                                        if math.isfinite(value) and abs(v - value) <= 1e-7 * max(abs(v), 1e-12)), None)
-                            if hit is not None:
-                                self.loss_kind, self.reduction, self.encoding = kind, reduction, encoding
-                                self.obs.note(f"the loss is the code's own {hit} "
-                                              f"({kind.upper()}, {reduction.replace('_', ' ')} over the batch)")
-                                self.obs.event("loss_source", {"name": hit, "kind": kind, "reduction": reduction})
-                                return
+                            if math.isfinite(value):
+                                yield kind, reduction, encoding, value
+
+        def numbers_of(record: StepRecord) -> dict[str, float]:
+            return {name: value for name, value in (record.numbers or {}).items()
+                    if math.isfinite(value) and value > 0 and not looks_like_setting(name)}
+
+        def close(v: float, value: float) -> bool:
+            return abs(v - value) <= 1e-7 * max(abs(v), 1e-12)
+
+        usable = [r for r in records[:4] if r.forwards and numbers_of(r)]
+        for i, record in enumerate(usable):
+            numbers = numbers_of(record)
+            for kind, reduction, encoding, value in losses(record):
+                for hit, v in numbers.items():
+                    if not close(v, value):
+                        continue
+                    others, last = [], v
+                    for r in usable[i + 1:]:
+                        now = numbers_of(r).get(hit)
+                        if now is not None and now != last:
+                            others.append(r)
+                            last = now
+                    if all(any(close(numbers_of(r)[hit], other) for k, red, enc, other in losses(r)
+                               if (k, red, enc) == (kind, reduction, encoding)) for r in others):
+                        self.loss_kind, self.reduction, self.encoding = kind, reduction, encoding
+                        self.obs.note(f"the loss is the code's own {hit} "
+                                      f"({kind.upper()}, {reduction.replace('_', ' ')} over the batch)")
+                        self.obs.event("loss_source", {"name": hit, "kind": kind, "reduction": reduction})
+                        return
 
     def _default_encoding(self) -> str:
         if self.data is None or not self.data.targets:
