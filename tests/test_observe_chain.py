@@ -221,3 +221,29 @@ def test_a_layer_fed_one_row_for_every_sample_is_still_found():
     q = sigmoid(ones @ W2.T + b2)
     spec = find_chain(found(X=X, W1=W1, b1=b1, ones=ones, W2=W2, b2=b2, q=q))
     assert spec is None or all(l.W.name != "W2" for l in spec.layers)
+
+
+def test_a_one_number_output_through_a_library_function_needs_two_values_explained():
+    # One sample per step, one output unit through np.tanh (no user call to see): one
+    # number matches some f(W @ h + b) by chance, so the output layer is claimed only once
+    # the same arrays have explained a second, different value.
+    x = rng.normal(size=(1, 1))
+    W1, b1 = rng.normal(size=(6, 1)), rng.normal(size=(6, 1))
+    W2, b2 = rng.normal(size=(1, 6)), rng.normal(size=(1, 1))
+    arrays = dict(W1=W1, b1=b1, W2=W2, b2=b2)
+    search = ChainSearch()
+    fake_code = (lambda v: v).__code__
+
+    def forward(value):
+        x = np.full((1, 1), value)
+        z1 = W1 @ x + b1
+        h = 1 / (1 + np.exp(-z1))
+        arrays.update(x=x, h=h, out=np.tanh(W2 @ h + b2))
+        call = Call(arg_ids=(id(z1),), arg_names=("z",), args=[z1.copy()], result=h.copy(), result_id=id(h))
+        return search.update({id(f.array): f for f in found(arrays)}, calls=[(fake_code, call)])
+
+    first = forward(0.7)
+    assert first is not None and [l.W.name for l in first.layers] == ["W1"]
+    second = forward(-1.3)
+    assert [l.W.name for l in second.layers] == ["W1", "W2"]
+    assert second.layers[1].function == "tanh" and second.output.name == "out"

@@ -215,3 +215,18 @@ def test_a_run_where_nothing_was_observed_is_not_called_healthy():
     assert v.tone == "unknown"
     out = text.render(report)
     assert "original: not observed" in out
+
+
+def test_a_cause_outranks_the_more_severe_finding_it_explains():
+    # Raw inputs in the thousands (a warning) are why the sigmoid network's gradients vanish
+    # (an error): the inputs lead, and the vanishing gradient is not the headline.
+    vanishing = _finding("ND201", "vanishing-gradient", "error")
+    inputs = _finding("ND602", "unscaled-inputs", "warning")
+    assert verdict.build(_report([vanishing, inputs])).primary.cause.finding is inputs
+    # uphill updates explain the exploding gradient
+    exploding = _finding("ND202", "exploding-gradient", "error")
+    uphill = _finding("ND503", "update-direction", "error")
+    assert verdict.build(_report([exploding, uphill])).primary.cause.finding is uphill
+    # an explanation that does not apply changes nothing: severity still decides
+    milder = _finding("ND402", "same-sign-init", "warning", location=Location("net.py", 3))
+    assert verdict.build(_report([milder, vanishing])).primary.cause.finding is vanishing

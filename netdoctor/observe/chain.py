@@ -470,6 +470,9 @@ class ChainSearch:
         self.inverses = _inverses()
         self._products_seen: dict[tuple, Any] = {}
         self._informative_seen: dict[tuple, bool] = {}
+        # A one-number output (one sample, one unit) read back through f: the link's
+        # roles -> the distinct values of a it has explained (see _confirmed_single).
+        self._single_values: dict[tuple, set[float]] = {}
         self._best: ChainSpec | None = None
 
     def update(self, found: dict[int, Found], calls=(), params: set[int] | None = None,
@@ -582,20 +585,24 @@ class ChainSearch:
         placed = {id(m.array) for l in self.links for m in (l.b, l.z) if m is not None}
         # Code that keeps every layer's z (the chain so far says so) makes no temporaries:
         # reading z back through the catalogue's functions would be wasted effort.
-        keeps_z = self._best is not None and all(l.z is not None for l in self._best.layers)
+        # (A z seen only as a user function's argument is no kept z: the next layer's may
+        # go to a library function, np.tanh, that shows nothing.)
+        keeps_z = self._best is not None and all(l.z is not None and l.function_code is None
+                                                 for l in self._best.layers)
         for N in fresh:
             if not self._attach(N, ctx) and id(N.array) not in placed and not keeps_z:
                 self._as_activation_of_temporary(N, ctx)
         # A layer whose output is one value for every sample is still a layer (a saturated
         # hidden layer feeds the next one the same row for the whole batch). One value can
-        # match by chance, so such an array is taken only as the result of a product whose
-        # input varies, or as what a user function was seen returning.
+        # match by chance (Y.T @ X sums XOR's inputs to [1, 1]), so such an array is taken
+        # only for a batch of several samples, as the result of a product whose input
+        # varies, or as what a user function was seen returning.
         for N in (f for f in new if _uniform(f.array)):
             links = [link for link in self._as_preactivation(N, N.array.astype(np.float64), None, ctx)
-                     if _informative(link.x.array)]
+                     if _batch_product(link, N)]
             self.links.extend(links)
             if not links and not self._attach(N, ctx, seen_called=True) and id(N.array) not in placed:
-                self._as_result_of_call(N, ctx, lambda link: _informative(link.x.array))
+                self._as_result_of_call(N, ctx, lambda link: _batch_product(link, N))
 
     def _older(self, a: np.ndarray, than: np.ndarray, strict: bool) -> bool:
         aa, bb = self.age.get(id(a), 0), self.age.get(id(than), 0)
@@ -780,6 +787,25 @@ class ChainSearch:
             attached = True
         return attached
 
+    def _confirmed_single(self, link: _Link, value: float) -> bool:
+        """Whether a link that explains a one-number activation has also explained another
+        value of it with the same roles (W, x, b, f) at an earlier step.
+
+        One number matches some f(W @ x + b) by chance, or by a copy (a bias that is a copy
+        of the input); per-sample training of a one-output network shows nothing else. Two
+        different values explained by the same arrays, each through a real product (x holds
+        several numbers), do not happen by chance.
+        """
+        if np.size(link.x.array) < 2:
+            return False
+        key = (link.W.path.key(), link.op, link.x.path.key(),
+               None if link.b is None else link.b.path.key(), link.function, link.slope)
+        values = self._single_values.setdefault(key, set())
+        if len(self._single_values) > 1000:
+            self._single_values = {key: values}
+        values.add(value)
+        return len(values) >= 2
+
     def _as_result_of_call(self, N: Found, ctx, keep: Callable[[_Link], bool] | None = None) -> bool:
         """N as a = f(op(W, x) + b) for a user function f seen returning N: z is its argument."""
         _, _, _, calls = ctx
@@ -815,9 +841,10 @@ class ChainSearch:
                 if links:
                     self.links.extend(links)
                     return
+        single = a.size == 1
         for name, slope, inverse in self.inverses:
             z_hat, mask = inverse(a)
-            if mask.sum() < max(2, a.size // 4):
+            if mask.sum() < max(1 if single else 2, a.size // 4):
                 continue  # too few entries where f can be undone (all saturated, all zero)
             if products is None:
                 products = list(self._products(N, a.shape, ctx, N))
@@ -833,7 +860,8 @@ class ChainSearch:
                 z = p if link.b is None else p + _bias_shaped(link.b.array, p.shape, samples)
                 if matches(unrows(f(rows(z, samples)), samples, z.shape), head(a, samples), 1e-6):
                     link.function, link.slope = name, slope
-                    confirmed.append(link)
+                    if not single or self._confirmed_single(link, float(a.flat[0])):
+                        confirmed.append(link)
             if confirmed:
                 self.links.extend(confirmed)
                 return
@@ -845,6 +873,14 @@ def _uniform(a: np.ndarray) -> bool:
         return False
     first = a.flat[0]
     return bool(first != 0 and a.min() == a.max())
+
+
+def _batch_product(link: _Link, N: Found, min_samples: int = 4) -> bool:
+    """Whether a link to the one-valued array N multiplies a varying input over a batch of
+    at least `min_samples` samples (N's samples, as the link lays them out)."""
+    samples = samples_of(link.op)
+    return (N.array.ndim == 2 and rows(N.array, samples).shape[0] >= min_samples
+            and _informative(link.x.array))
 
 
 def _softmax_like(a: np.ndarray, samples: str) -> bool:

@@ -134,17 +134,7 @@ def _function_events(obs: Any, tracker: Any) -> tuple[list[Event], dict[int, Any
             locations[index] = location
         events.append(Event("function", layer=name, location=location,
                             data=function_payload(ident, role, declared_name(code) if code else None)))
-    seen_layers = {index for index, _ in learned.derivative_of.values()}
-    for index, (z, factor, delta_name, code) in learned.delta_factors.items():
-        if index in seen_layers:
-            continue  # the code's own derivative function was identified for this layer
-        ident = identify.identify_pairs(z, factor, "derivative", tol=th.activation_match_tol)
-        if ident.identified is None:
-            continue  # a factor unlike any derivative: the gradient check speaks for it
-        payload = function_payload(ident, "derivative", tracker.activation_name(index))
-        payload["given"] = f"read from the deltas ({delta_name})"
-        location = location_of(code) if code is not None else None
-        events.append(Event("function", layer=tracker.layer_names[index], location=location, data=payload))
+    written_at: dict[str, Any] = {}   # identified derivative -> the code's function computing it
     for code, (index, kind) in learned.derivative_of.items():
         watch = obs.functions.get(code)
         if watch is None or not watch.same_shape or not watch.inputs:
@@ -159,6 +149,23 @@ def _function_events(obs: Any, tracker: Any) -> tuple[list[Event], dict[int, Any
         payload = function_payload(ident, "derivative", declared_name(code))
         payload["given"] = "pre-activation" if kind == "z" else "activation"
         events.append(Event("function", layer=tracker.layer_names[index], location=location_of(code), data=payload))
+        if ident.identified is not None:
+            written_at.setdefault(ident.identified, location_of(code))
+    seen_layers = {index for index, _ in learned.derivative_of.values()}
+    for index, (z, factor, delta_name, code) in learned.delta_factors.items():
+        if index in seen_layers:
+            continue  # the code's own derivative function was identified for this layer
+        ident = identify.identify_pairs(z, factor, "derivative", tol=th.activation_match_tol)
+        if ident.identified is None:
+            continue  # a factor unlike any derivative: the gradient check speaks for it
+        payload = function_payload(ident, "derivative", tracker.activation_name(index))
+        payload["given"] = f"read from the deltas ({delta_name})"
+        location = location_of(code) if code is not None else None
+        if location is None:
+            # (a delta made by arithmetic has no producer: the code's derivative function
+            # that computes the same thing is where it is written)
+            location = written_at.get(ident.identified)
+        events.append(Event("function", layer=tracker.layer_names[index], location=location, data=payload))
     return events, locations
 
 

@@ -10,10 +10,12 @@ Choosing the root cause
     pinned at 0.5, a flat loss. Other families describe why: an activation that
     cannot reach the targets (ND3), gradients that vanish (ND2), an
     initialisation that keeps units alike (ND4), updates (ND5), data (ND6).
-    The top of the report therefore prefers a non-ND1 finding, then the more
-    severe one, then one that points at a line of the user's code, then the
-    family order of :data:`FAMILY_ORDER`; the ND1 findings of the same run are
-    shown above it as the symptom it explains.
+    The top of the report therefore prefers a non-ND1 finding, then one that no
+    other finding of the run explains (:data:`EXPLAINS`: raw inputs in the
+    thousands saturate the units and so vanish the gradients; updates that go
+    uphill blow the gradients up), then the more severe one, then one that points
+    at a line of the user's code, then the family order of :data:`FAMILY_ORDER`;
+    the ND1 findings of the same run are shown above it as the symptom it explains.
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ from ..types import Finding, Location, Severity
 # Lower is more likely a cause. ND1 is last: it is the symptom the others explain.
 FAMILY_ORDER = {"ND3": 0, "ND2": 1, "ND4": 2, "ND5": 3, "ND6": 4, "ND1": 9}
 SYMPTOM_FAMILY = "ND1"
+# Cause -> the findings it brings about. A finding explained by another one of the same
+# run (at warning or above) is its consequence, not the root cause, whatever its severity:
+# the error ND201 "gradients vanish" is what the warning ND602 "inputs in the thousands"
+# does to a sigmoid network. Only mechanisms that always hold are listed.
+EXPLAINS = {
+    "ND602": frozenset({"ND201", "ND301"}),                   # raw inputs saturate the units
+    "ND403": frozenset({"ND201", "ND202", "ND301", "ND302"}),  # weights far too small or large
+    "ND501": frozenset({"ND105", "ND106", "ND202"}),           # steps far too large
+    "ND503": frozenset({"ND105", "ND106", "ND202"}),           # steps that go uphill
+    "ND502": frozenset({"ND104"}),                             # steps far too small
+}
 HEALTHY_STATUSES = ("completed", "stopped")
 STATE_LABELS = {
     RunState.HEALTHY: "healthy",
@@ -225,16 +238,26 @@ def build(report) -> Verdict:
     )
 
 
-def cause_rank(finding: Finding) -> tuple:
-    """Sort key: likelier root causes first (see the module docstring)."""
+def cause_rank(finding: Finding, explained: frozenset[str] = frozenset()) -> tuple:
+    """Sort key: likelier root causes first (see the module docstring). `explained` holds
+    the codes that other findings of the run explain (:func:`explained_codes`)."""
     family = finding.code[:3]
     return (
         family == SYMPTOM_FAMILY,
+        finding.code in explained,
         -int(finding.severity),
         finding.location is None,
         FAMILY_ORDER.get(family, 5),
         finding.code,
     )
+
+
+def explained_codes(findings: Iterable[Finding]) -> frozenset[str]:
+    """The codes among `findings` that another of them (at warning or above) explains."""
+    findings = list(findings)
+    causes = {f.code for f in findings if f.severity >= Severity.WARNING}
+    return frozenset(code for cause in causes for code in EXPLAINS.get(cause, ())
+                     if code != cause and any(f.code == code for f in findings))
 
 
 def _summarise_run(report, name: str) -> RunSummary:
@@ -272,7 +295,8 @@ def _cause_of(summary: RunSummary) -> Cause | None:
     crash = _last_line(summary.error) if summary.status == "crashed" else None
     if not serious and crash is None:
         return None
-    ranked = sorted(serious, key=lambda item: cause_rank(item.finding))
+    explained = explained_codes(item.finding for item in serious)
+    ranked = sorted(serious, key=lambda item: cause_rank(item.finding, explained))
     cause = ranked[0] if ranked else None
     symptoms = tuple(
         item for item in serious
