@@ -99,3 +99,30 @@ def test_nd501_still_counts_bursts_however_sparse_the_measurements():
 def test_nd501_on_a_short_run_measured_at_every_step():
     [finding] = judge(make_trace({("layer1", "update_ratio"): [np.nan, 0.8, 0.8, 0.8, 0.8]}, n=5), "ND501")
     assert finding.evidence["steps_judged"] == 4
+
+
+RISING = 0.2 + 0.6 * np.linspace(0, 1, N) ** 2      # climbs to 4x its start: diverging
+
+
+def test_nd105_needs_enough_measured_loss_values():
+    # the loss at five steps of a long run: no level can be read from it
+    with pytest.raises(Skip, match="measured at only 5 of 99 steps"):
+        judge(make_trace({(MODEL, "probe_loss"): only_at(RISING, FEW)}), "ND105")
+    [finding] = judge(make_trace({(MODEL, "probe_loss"): RISING}), "ND105")
+    assert finding.severity == Severity.ERROR
+
+
+def test_a_sparse_probe_loss_gives_way_to_the_batch_loss_measured_every_step():
+    # The probe loss happened to catch five rising points; the batch loss falls steadily.
+    trace = make_trace({(MODEL, "probe_loss"): only_at(RISING, FEW), (MODEL, "loss"): FALLING})
+    assert judge(trace, "ND105") == []
+
+
+def test_nd502_judges_only_enough_measured_update_ratios():
+    tiny = {("layer1", "update_ratio"): only_at(np.full(N, 1e-7), [1, 50, 98])}
+    stuck = {(MODEL, "probe_loss"): np.full(N, 0.69)}
+    with pytest.raises(Skip, match="measured at only 3 of 99 steps"):
+        judge(make_trace({**tiny, **stuck}), "ND502")
+    every = {("layer1", "update_ratio"): np.r_[np.nan, np.full(N - 1, 1e-7)]}
+    [finding] = judge(make_trace({**every, **stuck}), "ND502")
+    assert finding.severity == Severity.ERROR

@@ -200,6 +200,9 @@ def probe_frozen(trace: Trace, th: Thresholds | None = None) -> bool:
     return repeated > th.probe_frozen_frac * n
 
 
+SPARSE_PROBE_SOURCE = "loss (smoothed; the probe loss was measured at too few steps)"
+
+
 def loss_curve(trace: Trace) -> tuple[np.ndarray, np.ndarray, str]:
     """The loss as it evolved: (steps, values, which series).
 
@@ -210,14 +213,19 @@ def loss_curve(trace: Trace) -> tuple[np.ndarray, np.ndarray, str]:
     of all), so it is smoothed over ~5% of the run.
     """
     steps, values = finite_series(trace, "probe_loss")
-    frozen = False
+    batch = finite_series(trace, "loss")[1]
+    frozen = sparse = False
     if len(values) >= 2:
         frozen = probe_frozen(trace)
-        if not frozen or len(finite_series(trace, "loss")[1]) < 2:
+        # (a probe loss measured at a few steps of a long framework run is a few samples of
+        # a level: the batch loss, measured at every step, is then the better reading)
+        sparse = not measured_enough(len(values), trace) and measured_enough(len(batch), trace)
+        if not (frozen or sparse) or len(batch) < 2:
             return steps, values, "probe_loss"
     steps, values = finite_series(trace, "loss")
     if len(values) >= 2:
-        source = "loss (smoothed; the probe loss was frozen)" if frozen else "loss (smoothed)"
+        source = ("loss (smoothed; the probe loss was frozen)" if frozen else
+                  SPARSE_PROBE_SOURCE if sparse else "loss (smoothed)")
         return steps, running_mean(values, len(values) // 20), source
     raise Skip("fewer than two finite loss values recorded")
 
@@ -379,12 +387,11 @@ def _fit_curve(trace: Trace) -> tuple[np.ndarray, str, str]:
     probe loss, or the batch loss where the probe loss was measured at too few steps to
     tell where the run ended."""
     _, values, source = loss_curve(trace)
+    if source == SPARSE_PROBE_SOURCE:
+        probes = len(finite_series(trace, "probe_loss")[1])
+        return values, "loss (smoothed)", f" (the batch loss: {too_few_measured('the probe loss', probes, trace)})"
     if measured_enough(len(values), trace):
         return values, source, ""
-    _, batch = finite_series(trace, "loss")
-    if source == "probe_loss" and measured_enough(len(batch), trace):
-        note = f" (the batch loss: {too_few_measured('the probe loss', len(values), trace)})"
-        return running_mean(batch, len(batch) // 20), "loss (smoothed)", note
     raise Skip(too_few_measured("the loss", len(values), trace))
 
 

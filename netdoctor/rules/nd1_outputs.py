@@ -30,12 +30,14 @@ from ._common import (
     has_fitted,
     layer_names,
     loss_curve,
+    measured_enough,
     output_function,
     output_layer,
     payload,
     probe_array,
     quiet,
     smoothed_loss_curve,
+    too_few_measured,
     trailing_streak,
     warmup_end,
 )
@@ -494,6 +496,8 @@ def loss_diverging(ctx: RuleContext):
     if overflow is not None:
         return [overflow]
     raw_steps, raw_values, raw_source = loss_curve(ctx.trace)
+    if not measured_enough(len(raw_values), ctx.trace):
+        raise Skip(too_few_measured("the loss", len(raw_values), ctx.trace))
     # A loss bouncing between two levels is reported as oscillating, not as having
     # "climbed" to its upper level: check that first (on the unsmoothed probe loss).
     if raw_source == "probe_loss":

@@ -154,6 +154,9 @@ def update_ratio_low(ctx: RuleContext):
     if not medians:
         raise Skip("no update ratios recorded while the loss was still high")
     fastest = max(medians, key=medians.get)
+    measured = int(np.isin(ratios[fastest][0], window).sum())
+    if not measured_enough(measured, ctx.trace):
+        raise Skip(too_few_measured("the update/weight ratio", measured, ctx.trace))
     top = medians[fastest]
     # Steps taken while learning (step numbers, not recorded rows: the trace is thinned).
     taken = int(window[-1] - window[0] + 1) if len(window) else 0
