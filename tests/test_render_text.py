@@ -230,3 +230,22 @@ def test_a_cause_outranks_the_more_severe_finding_it_explains():
     # an explanation that does not apply changes nothing: severity still decides
     milder = _finding("ND402", "same-sign-init", "warning", location=Location("net.py", 3))
     assert verdict.build(_report([milder, vanishing])).primary.cause.finding is vanishing
+
+
+def test_the_cause_that_explains_others_leads_and_init_scale_explains_only_its_layers():
+    # unscaled_inputs: ND602 explains the saturation and the vanishing gradient of layer1;
+    # an init-scale warning on layer2 (located, same severity) explains nothing there.
+    vanishing = _finding("ND201", "vanishing-gradient", "error", layer="layer1")
+    saturated = _finding("ND301", "saturated-units", "warning", layer="layer1")
+    inputs = _finding("ND602", "unscaled-inputs", "warning")
+    init = _finding("ND403", "init-scale", "warning", layer="layer2", location=Location("net.py", 19),
+                    evidence={"layers": ["layer2"]})
+    v = verdict.build(_report([vanishing, saturated, inputs, init]))
+    assert v.primary.cause.finding is inputs
+    # on the layer it names, the init scale explains the vanishing gradient
+    own = _finding("ND201", "vanishing-gradient", "error", layer="layer2")
+    assert verdict.build(_report([own, init])).primary.cause.finding is init
+    # tiny steps are what vanishing gradients make: the gradients lead, not the steps
+    tiny_steps = _finding("ND502", "update-ratio-low", "error")
+    plateau = _finding("ND104", "loss-plateau", "error")
+    assert verdict.build(_report([tiny_steps, plateau, own])).primary.cause.finding is own

@@ -339,21 +339,24 @@ class Tracker:
         def close(v: float, value: float) -> bool:
             return abs(v - value) <= 1e-7 * max(abs(v), 1e-12)
 
-        usable = [r for r in records[:4] if r.forwards and numbers_of(r)]
-        for i, record in enumerate(usable):
-            numbers = numbers_of(record)
-            for kind, reduction, encoding, value in losses(record):
+        # Each step's numbers and standard losses, computed once.
+        steps = [(numbers, list(losses(r))) for r in records[:4] if r.forwards
+                 for numbers in [numbers_of(r)] if numbers]
+        for i, (numbers, step_losses) in enumerate(steps):
+            for kind, reduction, encoding, value in step_losses:
                 for hit, v in numbers.items():
                     if not close(v, value):
                         continue
-                    others, last = [], v
-                    for r in usable[i + 1:]:
-                        now = numbers_of(r).get(hit)
-                        if now is not None and now != last:
-                            others.append(r)
-                            last = now
-                    if all(any(close(numbers_of(r)[hit], other) for k, red, enc, other in losses(r)
-                               if (k, red, enc) == (kind, reduction, encoding)) for r in others):
+                    # The later steps where the number changed must show the same loss.
+                    holds, last = True, v
+                    for later_numbers, later_losses in steps[i + 1:]:
+                        now = later_numbers.get(hit)
+                        if now is None or now == last:
+                            continue
+                        last = now
+                        holds &= any(close(now, other) for k, red, enc, other in later_losses
+                                     if (k, red, enc) == (kind, reduction, encoding))
+                    if holds:
                         self.loss_kind, self.reduction, self.encoding = kind, reduction, encoding
                         self.obs.note(f"the loss is the code's own {hit} "
                                       f"({kind.upper()}, {reduction.replace('_', ' ')} over the batch)")

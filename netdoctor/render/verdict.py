@@ -13,7 +13,8 @@ Choosing the root cause
     The top of the report therefore prefers a non-ND1 finding, then one that no
     other finding of the run explains (:data:`EXPLAINS`: raw inputs in the
     thousands saturate the units and so vanish the gradients; updates that go
-    uphill blow the gradients up), then the more severe one, then one that points
+    uphill blow the gradients up), then one that explains another, then the
+    more severe one, then one that points
     at a line of the user's code, then the family order of :data:`FAMILY_ORDER`;
     the ND1 findings of the same run are shown above it as the symptom it explains.
 """
@@ -42,7 +43,10 @@ EXPLAINS = {
     "ND501": frozenset({"ND105", "ND106", "ND202"}),           # steps far too large
     "ND503": frozenset({"ND105", "ND106", "ND202"}),           # steps that go uphill
     "ND502": frozenset({"ND104"}),                             # steps far too small
+    "ND201": frozenset({"ND502", "ND104"}),                    # no gradient, so no step
 }
+# Causes that act on the layers they name (an init scale on layer2 says nothing of layer1).
+LAYER_BOUND = frozenset({"ND403"})
 HEALTHY_STATUSES = ("completed", "stopped")
 STATE_LABELS = {
     RunState.HEALTHY: "healthy",
@@ -238,13 +242,16 @@ def build(report) -> Verdict:
     )
 
 
-def cause_rank(finding: Finding, explained: frozenset[str] = frozenset()) -> tuple:
-    """Sort key: likelier root causes first (see the module docstring). `explained` holds
-    the codes that other findings of the run explain (:func:`explained_codes`)."""
+def cause_rank(finding: Finding, explained: frozenset[int] = frozenset(),
+               explaining: frozenset[int] = frozenset()) -> tuple:
+    """Sort key: likelier root causes first (see the module docstring). `explained` and
+    `explaining` are the ids of the run's findings that another explains, and that explain
+    another (:func:`explanations`)."""
     family = finding.code[:3]
     return (
         family == SYMPTOM_FAMILY,
-        finding.code in explained,
+        id(finding) in explained,
+        id(finding) not in explaining,
         -int(finding.severity),
         finding.location is None,
         FAMILY_ORDER.get(family, 5),
@@ -252,12 +259,25 @@ def cause_rank(finding: Finding, explained: frozenset[str] = frozenset()) -> tup
     )
 
 
-def explained_codes(findings: Iterable[Finding]) -> frozenset[str]:
-    """The codes among `findings` that another of them (at warning or above) explains."""
+def explanations(findings: Iterable[Finding]) -> tuple[frozenset[int], frozenset[int]]:
+    """Which of `findings` another one (at warning or above) explains, and which explain
+    another: two sets of ``id(finding)``. A cause bound to layers (init scale) explains
+    only findings on those layers; a cause in the data explains them on any layer."""
     findings = list(findings)
-    causes = {f.code for f in findings if f.severity >= Severity.WARNING}
-    return frozenset(code for cause in causes for code in EXPLAINS.get(cause, ())
-                     if code != cause and any(f.code == code for f in findings))
+    explained, explaining = set(), set()
+    for cause in findings:
+        if cause.severity < Severity.WARNING:
+            continue
+        effects = EXPLAINS.get(cause.code, frozenset())
+        layers = set(cause.evidence.get("layers") or ([cause.layer] if cause.layer else []))
+        for effect in findings:
+            if effect is cause or effect.code not in effects:
+                continue
+            if cause.code in LAYER_BOUND and effect.layer is not None and effect.layer not in layers:
+                continue
+            explained.add(id(effect))
+            explaining.add(id(cause))
+    return frozenset(explained), frozenset(explaining)
 
 
 def _summarise_run(report, name: str) -> RunSummary:
@@ -295,8 +315,8 @@ def _cause_of(summary: RunSummary) -> Cause | None:
     crash = _last_line(summary.error) if summary.status == "crashed" else None
     if not serious and crash is None:
         return None
-    explained = explained_codes(item.finding for item in serious)
-    ranked = sorted(serious, key=lambda item: cause_rank(item.finding, explained))
+    explained, explaining = explanations(item.finding for item in serious)
+    ranked = sorted(serious, key=lambda item: cause_rank(item.finding, explained, explaining))
     cause = ranked[0] if ranked else None
     symptoms = tuple(
         item for item in serious
