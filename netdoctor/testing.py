@@ -355,7 +355,8 @@ class CaseOutcome:
     any_found: list[str] = field(default_factory=list)      # codes of expect_any flagged on the original
     original_errors: list[Finding] = field(default_factory=list)  # error findings not among the checked codes
     unhealthy: dict[str, list[Finding]] = field(default_factory=dict)  # healthy label -> its error findings
-    unobserved: list[str] = field(default_factory=list)      # healthy labels in which nothing was observed
+    unobserved: list[str] = field(default_factory=list)      # healthy labels not (or only partly) observed
+    unseen_why: dict[str, str] = field(default_factory=dict)  # ... each with what was not seen
     known_unseen: list[str] = field(default_factory=list)    # ... of them, declared in [known_unseen]
     problems: dict[str, str] = field(default_factory=dict)   # label -> could not run / crashed / timed out
     seconds: float = 0.0
@@ -398,6 +399,7 @@ class CaseOutcome:
             "unexpected_errors_original": [_brief(f) for f in self.original_errors],
             "errors_healthy": {label: [_brief(f) for f in fs] for label, fs in self.unhealthy.items() if fs},
             "unobserved": list(self.unobserved),
+            "unseen_why": dict(self.unseen_why),
             "known_unseen": list(self.known_unseen),
             "problems": dict(self.problems),
             "passed": self.passed,
@@ -441,8 +443,10 @@ def judge_case(spec: CaseSpec, runs: Mapping[str, ScriptRun]) -> CaseOutcome:
         run = runs.get(label)
         if run is not None and run.report is not None:
             outcome.unhealthy[label] = [f for f in run.report.findings_for(label) if f.is_error]
-            if label not in outcome.problems and observation_problem(run.report, label):
+            unseen = observation_problem(run.report, label) if label not in outcome.problems else None
+            if unseen:
                 outcome.unobserved.append(label)
+                outcome.unseen_why[label] = unseen
                 if spec.healthy_scripts[label].name in spec.known_unseen:
                     outcome.known_unseen.append(label)
     return outcome

@@ -374,7 +374,9 @@ def test_the_naming_hint_uses_only_names_it_saw():
 
     seen = how_to_name("fit.py", {"params": ["m", "c"], "targets": "y"})
     assert "--params m,c" in seen and "--targets y" in seen
-    assert "A2" not in seen and "add --net-output NAME" in seen      # no output was seen: none made up
+    assert "A2" not in seen and "--net-output NAME" in seen      # no output was seen: none made up
+    no_targets = how_to_name("fit.py", {"params": ["m", "c"]})
+    assert "--targets y" not in no_targets and "--targets NAME" in no_targets   # nor targets
     named = how_to_name("fit.py", {"params": ["W1", "b1"], "output": "probs"})
     assert "--net-output probs" in named and "output='probs'" in named
     example = how_to_name(None, {})

@@ -615,9 +615,16 @@ def test_nd501_steps_larger_than_the_weights_count_even_when_the_run_then_stalls
 def test_nd502_needs_every_layer_slow():
     [finding] = judge(ratios(1e-7, 2e-7), "ND502")
     assert finding.severity == Severity.ERROR
-    [warning] = judge(ratios(5e-5, 2e-5), "ND502")
-    assert warning.severity == Severity.WARNING
     assert judge(ratios(1e-7, 1e-3), "ND502") == []  # one slow layer: a gradient problem (ND201)
+
+
+def test_nd502_small_steps_are_an_error_only_when_the_run_learned_nothing():
+    # Steps between the two bounds: the loss that did not move makes them the reason...
+    [stuck] = judge(ratios(5e-5, 2e-5), "ND502")
+    assert stuck.severity == Severity.ERROR
+    # ...a loss that falls to 70% of its start (no fit, but learning) leaves a warning.
+    [learning] = judge(ratios(5e-5, 2e-5, loss=decreasing(0.69, 0.48, N)), "ND502")
+    assert learning.severity == Severity.WARNING
 
 
 def test_nd502_ignores_the_steps_after_the_loss_has_fitted_and_after_bursts():

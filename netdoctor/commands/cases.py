@@ -211,7 +211,9 @@ def _healthy_cell(outcome: CaseOutcome, label: str) -> str:
     if label in outcome.problems:
         return "run failed"
     if label in outcome.unobserved:
-        return "not observed"
+        partly = outcome.unseen_why.get(label, "").startswith("partly")
+        return ("partly observed" if partly else "not observed") + (
+            " (declared)" if label in outcome.known_unseen else "")
     return _errors_cell(outcome.unhealthy.get(label, []))
 
 
@@ -263,7 +265,8 @@ def render_text(root: Path, outcomes: list[CaseOutcome], invalid: list[CaseFileE
             for f in o.unhealthy.get(label, []):
                 details.append(f"{o.spec.name}: {label} has {f.code} {f.symbol}: {f.message}")
             if label in o.unobserved:
-                details.append(f"{o.spec.name}: {label}: nothing observed, so it cannot be called healthy")
+                why = o.unseen_why.get(label, "nothing observed")
+                details.append(f"{o.spec.name}: {label}: {why}, so it cannot be called healthy")
         for label, problem in o.problems.items():
             details.append(f"{o.spec.name}: {label}: {problem}")
     for error in invalid:

@@ -997,6 +997,34 @@ def find_chain(
     return ChainSearch(params).update(found, calls)
 
 
+def continuing_parameters(chain: ChainSpec, arrays: Iterable[Found], changing: set[tuple], *,
+                          exclude: set[tuple] = frozenset(), samples: int | None = None) -> list[Found]:
+    """Arrays that look like parameters of a layer past the chain's end, left out of it.
+
+    Persistent (an attribute of the model or a module global), changed during training
+    (`changing` holds path keys), in no role of the chain nor in `exclude`, 2-D floats
+    not shaped like a placed parameter (optimiser state mirrors those), without a dimension
+    of `samples` (activations kept at module level have one; weights do not), and with a
+    dimension equal to the width the chain ends with: the next layer's weights, say,
+    behind a library function (np.tanh) that no call event shows.
+    """
+    arrays = list(arrays)
+    placed_keys = {p.key() for p in chain.param_paths()}
+    placed_shapes = {tuple(f.array.shape) for f in arrays if f.path.key() in placed_keys}
+    width = chain.n_out
+    out = []
+    for found in arrays:
+        path, array = found.path, found.array
+        key = path.key()
+        if (path.root.kind not in ("object", "globals") or key not in changing or key in placed_keys
+                or key in exclude or array.ndim != 2 or tuple(array.shape) in placed_shapes
+                or width not in array.shape or (samples is not None and samples in array.shape)
+                or array.dtype.kind != "f"):
+            continue
+        out.append(found)
+    return out
+
+
 def _without_ones(link: _Link) -> np.ndarray | None:
     """The link's input in rows form without a trailing constant-1 feature, if it has one
     (the code extended its input to carry the bias in the weight); else None."""

@@ -17,7 +17,7 @@ from .. import identify, probes
 from ..trace import Event, Trace
 from ..types import LayerInfo, RunInfo
 from .arrays import Context
-from .chain import function_of
+from .chain import continuing_parameters, function_of
 from .functions import declared_name, function_payload, location_of
 from .sites import init_site
 
@@ -304,34 +304,14 @@ def _roles_event(obs: Any, tracker: Any) -> Event:
 
 
 def _unplaced_parameters(tracker: Any, known_names: set[str]) -> list[str]:
-    """Arrays that look like parameters the inferred chain left out.
-
-    Persistent (an attribute of the model or a module global), changed during training,
-    in no known role, not shaped like a placed parameter (optimiser state mirrors those),
-    without a sample dimension, and with a dimension equal to the width the chain ends with, so that it could be the
-    next layer's weights. Found when values alone cannot tell layers apart, e.g. with
-    every weight initialised to zero.
-    """
-    chain = tracker.chain
-    placed = chain.param_paths()
-    placed_keys = {p.key() for p in placed}
-    placed_shapes = {tuple(f.array.shape) for f in tracker.learned.last_found.values()
-                     if f.path.key() in placed_keys}
+    """Arrays that look like parameters the inferred chain left out (see
+    :func:`.chain.continuing_parameters`). Found when values alone cannot tell layers
+    apart, e.g. with every weight initialised to zero."""
     data_keys = set()
     if tracker.data is not None:
         data_keys.add(tracker.data.X.path.key())
         data_keys.update(t.found.path.key() for t in tracker.data.targets)
-    width = chain.n_out
-    # Activations and deltas kept at module level have a sample dimension; weights do not.
     samples = tracker.data.n if tracker.data is not None else None
-    out = []
-    for found in tracker.learned.last_found.values():
-        path, array = found.path, found.array
-        key = path.key()
-        if (path.root.kind not in ("object", "globals") or key not in tracker.learned.changing
-                or key in placed_keys or key in data_keys or path.name in known_names
-                or array.ndim != 2 or tuple(array.shape) in placed_shapes or width not in array.shape
-                or samples in array.shape or array.dtype.kind != "f"):
-            continue
-        out.append(path.name)
-    return sorted(set(out))
+    left_out = continuing_parameters(tracker.chain, tracker.learned.last_found.values(), tracker.learned.changing,
+                                     exclude=data_keys, samples=samples)
+    return sorted({f.path.name for f in left_out if f.path.name not in known_names})

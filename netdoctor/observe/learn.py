@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .arrays import Context, Found, Path, discover, fingerprint
-from .chain import ChainSearch, ChainSpec, ObservedForward, function_of, observe, rows
+from .chain import ChainSearch, ChainSpec, ObservedForward, continuing_parameters, function_of, observe, rows
 from .collected import step_targets
 from .naming import named_as
 from .implicit import ImplicitModel, ImplicitSearch
@@ -46,6 +46,7 @@ HOT_VISITS = 32              # visits of one place looked at in full while no ne
 UPDATES_TO_LEARN = 2         # steps watched before the sites are settled
 LOST_CHECKPOINTS = 200       # checkpoints without a valid forward before searching again
 QUIET_SEARCHES = 12          # fruitless searches after a whole forward pass before settling
+PAST_END_STEPS = 3           # steps watched line by line for a layer past the chain's end
 STAGE1_CHECKPOINTS = 300     # calls/returns looked at before every line is watched too
 STAGE1_RETURNS = 3           # ... or returns of one function while no network shows
 STAGE1_SECONDS = 1.5         # ... or CPU seconds
@@ -159,6 +160,9 @@ class Learner:
         self.implicit_model: ImplicitModel | None = None   # once a model is recognised from updates
         self._forward_found: dict[int, Found] = {}   # the arrays at the cycle's last forward pass
         self.step_targets: Path | None = None         # where the step compared its output with targets
+        # Steps (counted in `updates`) until which lines are watched for a layer past the
+        # chain's end; None before that was considered, 0 once it is over.
+        self._past_end_until: int | None = None
 
     # -- budget -----------------------------------------------------------------------------
     def out_of_budget(self) -> bool:
@@ -207,6 +211,8 @@ class Learner:
         That is when a function keeps returning (a loop runs) and no network shows at
         calls and returns (its algebra is inline), or after a budget of checkpoints.
         """
+        if self.stage == 1 and self._past_end_until:
+            return True   # a layer may follow the chain where only lines show it
         if self.stage != 1 or self.updates >= 1:
             return False  # steps are seen at calls and returns: that is enough
         if self.chain is None and self.most_returns >= STAGE1_RETURNS:
@@ -345,9 +351,34 @@ class Learner:
         if key not in self._cycle_keys[tier]:
             self._cycle_keys[tier].append(key)
             self._key_chains[key] = self.chain   # named as it resolves at this very checkpoint
-        if self.updates >= UPDATES_TO_LEARN:
+        if self.updates >= UPDATES_TO_LEARN and not self._looking_past_end(found):
             return self._learned(self.cycles[-1])
         return None
+
+    def _looking_past_end(self, found: dict[int, Found]) -> bool:
+        """Whether to watch a few more steps, line by line, for a layer past the chain's end.
+
+        A parameter that changes like the chain's own and could take its output (a matrix
+        with the chain's width) says the network goes on. Calls and returns cannot show
+        that layer when its function is a library one (``np.tanh``): by the time the user's
+        function returns, an in-place update has changed its weights. Its lines show the
+        output while the weights are still those that made it.
+        """
+        if self._past_end_until is None:
+            if self.stage != 1 or self.implicit_model is not None:
+                self._past_end_until = 0
+                return False
+            x = self.chain.input.array(self._ctx) if self._ctx is not None else None
+            n = rows(x, self.chain.samples).shape[0] if x is not None and x.ndim == 2 else None
+            exclude = {self.chain.input.key()} | ({self.step_targets.key()} if self.step_targets else set())
+            more = continuing_parameters(self.chain, found.values(), self.changing, exclude=exclude,
+                                         samples=n if n and n > 1 else None)
+            self._past_end_until = self.updates + PAST_END_STEPS if more else 0
+        if self.updates < self._past_end_until:
+            self._moved, self._quiet = False, 0   # (search this step's forward pass in full)
+            return True
+        self._past_end_until = 0
+        return False
 
     def _find_step_targets(self, found: dict[int, Found]) -> None:
         """The array the ending cycle compared with its last output to form the error, kept
@@ -491,6 +522,8 @@ class Learner:
         self.initial[key] = np.array(array, dtype=np.float64, copy=True)
 
     def _adopt(self, spec: ChainSpec, found: dict[int, Found]) -> None:
+        if self._past_end_until:
+            self._past_end_until = 0   # the longer network was found: learn it as usual
         self.chain = spec
         self._restart_budget()
         self._adopt_reset()

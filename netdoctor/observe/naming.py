@@ -13,7 +13,7 @@ import os
 import shlex
 from typing import Iterable
 
-from .arrays import Found
+from .arrays import Found, from_list
 
 _TARGET_NAMES = ("y", "t", "target", "label", "labels", "targets", "y_train", "ytrain", "yt")
 _OUTPUT_WORDS = ("out", "pred", "yhat", "y_hat", "a2", "a3", "output", "prob")
@@ -28,8 +28,8 @@ def suggested_roles(found: Iterable[Found], changing: set[tuple]) -> dict[str, l
     """{params: [...], output: name, targets: name} guessed from what was seen (entries may be absent)."""
     params, outputs, targets = [], [], []
     for f in found:
-        if f.path.in_data or f.path.root.kind == "result" or f.array.dtype.kind != "f":
-            continue
+        if f.path.in_data or f.path.root.kind == "result" or f.array.dtype.kind != "f" or from_list(f.array):
+            continue   # (a Python list of numbers is data, never a parameter)
         leaf = _leaf(f.name)
         if f.path.key() in changing:
             if any(word in leaf for word in _OUTPUT_WORDS):
@@ -58,19 +58,22 @@ def how_to_name(script: str | None, roles: dict | None = None) -> str:
     seen = bool(roles.get("params"))
     params = roles.get("params") or ["W1", "b1", "W2", "b2"]
     output = roles.get("output") or (None if seen else "A2")
-    targets = roles.get("targets") or "y"
+    targets = roles.get("targets") or (None if seen else "y")
     cli = ["netdoctor", "diagnose", os.path.basename(script) if script else "train.py", "--params", ",".join(params)]
     call = f"params={list(params)!r}"
     if output is not None:
         cli += ["--net-output", output]
         call += f", output={output!r}"
-    cli += ["--targets", targets]
-    call += f", targets={targets!r}"
+    if targets is not None:
+        cli += ["--targets", targets]
+        call += f", targets={targets!r}"
     guessed = "with the names netdoctor saw change" if seen else "with the names your code uses"
     text = (f"name them ({guessed}): {' '.join(shlex.quote(part) for part in cli)}  "
             f"(from Python: watch(model, {call}))")
-    if output is None:
-        text += "; if an array holds the network's output, add --net-output NAME"
+    missing = [what for what, name in (("--net-output", output), ("--targets", targets)) if name is None]
+    if missing:
+        text += "; if arrays hold the network's output or the targets, add " + " / ".join(
+            f"{flag} NAME" for flag in missing)
     return text
 
 

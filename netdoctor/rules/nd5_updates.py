@@ -10,7 +10,16 @@ import numpy as np
 
 from ..types import Severity
 from . import RuleContext, Skip, rule
-from ._common import finite_series, fmt, layer_names, learning_steps, measured_enough, quiet, too_few_measured
+from ._common import (
+    finite_series,
+    fmt,
+    layer_names,
+    learning_steps,
+    measured_enough,
+    quiet,
+    run_fits,
+    too_few_measured,
+)
 
 
 def _ratios(ctx: RuleContext) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -122,7 +131,9 @@ def update_ratio_low(ctx: RuleContext):
         an error if, in addition, that many steps of that size could not move the
         weights by ``update_travel_error`` of their size over the whole learning stretch
         (median ratio x steps taken): a run of many small steps (per-sample SGD) can
-        still get somewhere, so its small steps are a warning. (One slow layer among
+        still get somewhere, so its small steps are a warning. Between the two bounds,
+        the same travel test makes it an error when the run learned nothing (its loss
+        ended above ``fit_stuck_ratio`` of its start): then the small steps are why. (One slow layer among
         fast ones points at its gradient — ND201 —
         not at the learning rate, which all layers share; and a run with steps
         several times the size of the weights, ``update_ratio_burst``, had a learning
@@ -161,11 +172,16 @@ def update_ratio_low(ctx: RuleContext):
     # Steps taken while learning (step numbers, not recorded rows: the trace is thinned).
     taken = int(window[-1] - window[0] + 1) if len(window) else 0
     travel = top * taken
+    # Steps this small are an error when, all together, they could not have moved the weights
+    # far: below the error bound on any run, below the warning bound when the run learned
+    # nothing (its loss barely moved), since then they are why it did not learn.
+    stuck = run_fits(ctx.trace, th).stuck(th)
     if top < th.update_ratio_error[0]:
         bound = th.update_ratio_error[0]
         severity = Severity.ERROR if travel < th.update_travel_error else Severity.WARNING
     elif top < th.update_ratio_warn[0]:
-        severity, bound = Severity.WARNING, th.update_ratio_warn[0]
+        bound = th.update_ratio_warn[0]
+        severity = Severity.ERROR if stuck and travel < th.update_travel_error else Severity.WARNING
     else:
         return []
     listed = ", ".join(f"{layer} {fmt(value)}" for layer, value in medians.items())
