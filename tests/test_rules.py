@@ -332,10 +332,10 @@ def test_nd202_quiet_on_steady_gradients():
     assert judge(escaping, "ND202") == []
 
 
-def gradcheck(params: list[tuple[str, str, float, float, float]], step: int = 0):
+def gradcheck(params: list[tuple[str, str, float, float, float]], step: int = 0, n_samples: int = 4):
     rows = [{"layer": layer, "param": param, "rel_err": err, "cosine": cos, "scale": scale, "n_checked": 4}
             for layer, param, err, cos, scale in params]
-    return ("gradcheck", {"loss_kind": "bce", "params": rows}, {"step": step})
+    return ("gradcheck", {"loss_kind": "bce", "n_samples": n_samples, "params": rows}, {"step": step})
 
 
 RIGHT = 1e-9
@@ -383,6 +383,10 @@ def test_nd204_flags_a_right_direction_with_a_wrong_size_and_names_the_batch():
     [finding] = judge(trace, "ND204")
     assert finding.evidence["typical_scale"] == pytest.approx(4.0)
     assert "summed instead of averaged" in finding.message
+    # Checked on one sample (per-sample SGD), a factor of 4 is no batch's doing, whatever the probe batch.
+    one = make_trace(events=[gradcheck(scaled, n_samples=1)], outputs=np.zeros((N, 4, 1)))
+    [unexplained] = judge(one, "ND204")
+    assert "samples" not in unexplained.message and "batch size" not in unexplained.message
     right = [("layer1", "weight", RIGHT, 1.0, 1.0)]
     assert judge(make_trace(events=[gradcheck(right)]), "ND204") == []
 

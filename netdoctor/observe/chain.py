@@ -1006,7 +1006,9 @@ def continuing_parameters(chain: ChainSpec, arrays: Iterable[Found], changing: s
     not shaped like a placed parameter (optimiser state mirrors those), without a dimension
     of `samples` (activations kept at module level have one; weights do not), and with a
     dimension equal to the width the chain ends with: the next layer's weights, say,
-    behind a library function (np.tanh) that no call event shows.
+    behind a library function (np.tanh) that no call event shows. A 1 x 1 array is left
+    out: column-style code keeps its one-sample error and loss so (``err = t - o``), and
+    the search never places a 1 x 1 weight (it fits any pair of numbers).
     """
     arrays = list(arrays)
     placed_keys = {p.key() for p in chain.param_paths()}
@@ -1017,7 +1019,7 @@ def continuing_parameters(chain: ChainSpec, arrays: Iterable[Found], changing: s
         path, array = found.path, found.array
         key = path.key()
         if (path.root.kind not in ("object", "globals") or key not in changing or key in placed_keys
-                or key in exclude or array.ndim != 2 or tuple(array.shape) in placed_shapes
+                or key in exclude or array.ndim != 2 or array.size < 2 or tuple(array.shape) in placed_shapes
                 or width not in array.shape or (samples is not None and samples in array.shape)
                 or array.dtype.kind != "f"):
             continue

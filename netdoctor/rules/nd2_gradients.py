@@ -425,10 +425,10 @@ def gradient_scale(ctx: RuleContext):
         return []
     scales = {f"{k[0]}.{k[1]}": per_param[k][0].scale for k in scaled}
     typical = float(np.median(list(scales.values())))
-    batch = None
-    outputs = ctx.trace.outputs
-    if outputs is not None and np.ndim(outputs) == 3:
-        batch = int(np.shape(outputs)[1])
+    # The batch the gradient was checked on (one sample for per-sample SGD), not the probe batch:
+    # only its size can explain a factor.
+    batch = next((int(n) for n in (payload(e).get("n_samples") for e in events(ctx.trace, "gradcheck"))
+                  if isinstance(n, (int, float)) and n >= 1), None)
     hint = ""
     if batch and batch > 1 and abs(typical / batch - 1) <= 0.1:
         hint = f", about the {batch} samples of the checked batch: summed instead of averaged"
