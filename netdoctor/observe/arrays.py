@@ -311,6 +311,12 @@ class UserTypes:
         return getattr(module, "__file__", None) in self.files
 
 
+# What a module's namespace holds that is never data: modules, classes and functions,
+# numpy's included (ufuncs and dispatchers, not Python functions). ``from numpy import *``
+# brings 400 of them, and each checkpoint walks the namespace.
+_NOT_DATA = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, np.ufunc, type(np.sum))
+
+
 def discover(
     sources: Iterable[tuple[Root, Any]],
     is_user_object: Callable[[Any], bool],
@@ -392,7 +398,7 @@ def discover(
             for key, item in list(value.items()):
                 if not isinstance(key, str) or key.startswith("__"):
                     continue
-                if isinstance(item, (types.ModuleType, type, types.FunctionType)):
+                if isinstance(item, _NOT_DATA):
                     continue
                 # The path is just the variable's name, written bare.
                 visit(item, Root("globals", key, obj=value), (), 1)

@@ -43,6 +43,8 @@ MAX_CHECKPOINTS = 20_000     # checkpoints looked at before giving up (counted l
 MAX_SECONDS = 4.0            # CPU seconds spent learning, before a network shows and after
 STEP_BUDGET_FACTOR = 4.0     # ... or this many times what the first steps took
 HOT_VISITS = 32              # visits of one place looked at in full while no network shows
+HOT_THINNING = 16            # ... after which one visit pair in visits / HOT_THINNING,
+HOT_GAP = 512                # ... or in HOT_GAP, is looked at
 UPDATES_TO_LEARN = 2         # steps watched before the sites are settled
 LOST_CHECKPOINTS = 200       # checkpoints without a valid forward before searching again
 QUIET_SEARCHES = 12          # fruitless searches after a whole forward pass before settling
@@ -105,9 +107,12 @@ class Learned:
 
 
 def _cpu_seconds() -> float:
-    # Budgets are counted in this process's CPU time, not wall-clock time, so that a busy
-    # machine (CI running tests in parallel) does not change what the observer concludes.
-    return time.process_time()
+    # Budgets are counted in CPU time, not wall-clock time, so that a busy machine (CI
+    # running tests in parallel) does not change what the observer concludes; and in this
+    # thread's CPU time, not the process's: a multi-threaded BLAS spins its worker threads
+    # on every matrix product, which on 2 cores doubled the count and ran a 784-30-10
+    # network out of its budget before its first step was seen.
+    return time.thread_time()
 
 
 class Learner:
@@ -115,9 +120,11 @@ class Learner:
         self.obs = observer
         self.started = _cpu_seconds()
         self.checkpoints = 0
+        self.visits = 0                          # checkpoint visits, including those passed over
         self._budget_from = (0, self.started)   # (checkpoints, CPU seconds) when the clock started
         self._chain_since: float | None = None  # CPU seconds when a network first showed
         self._visits: dict[tuple, int] = {}     # checkpoint key -> visits while no network shows
+        self._next_pair: dict[tuple, int] = {}  # ... -> the visit that starts its next looked-at pair
         self.attempts = 0
         self.stage = 1               # 1: calls, returns and module-level lines; 2: every line too
         self.stage_started = (0, self.started)
@@ -185,15 +192,26 @@ class Learner:
 
     def _seldom(self, key: tuple) -> bool:
         """Whether to pass over this visit of a place that keeps coming back with no network
-        in sight (a data-preparation loop): after HOT_VISITS visits, only every n-th visit is
-        looked at, n growing with the visits. A training loop comes back too, so a network
-        built there is still found, a few iterations later."""
+        in sight (a data-preparation loop): after HOT_VISITS visits, visits are looked at in
+        pairs, the gap between two pairs growing with the visits (1/HOT_THINNING of them, at
+        most HOT_GAP): a place costs ~2 x HOT_THINNING x ln(visits) looks, not a share of
+        its visits. A training loop comes back too, so a network built there is still found,
+        a pair or two later.
+        """
         visits = self._visits[key] = self._visits.get(key, 0) + 1
         if len(self._visits) > 50_000:
             self._visits.clear()
-        # (Visits are let through in pairs, so that one step's change still shows between
-        # two of them: see :mod:`.implicit`.)
-        return visits > HOT_VISITS and visits % (visits // HOT_VISITS) > 1
+            self._next_pair.clear()
+        if visits <= HOT_VISITS:
+            return False
+        # (A pair, so that one step's change still shows between two visits: see :mod:`.implicit`.)
+        first = self._next_pair.setdefault(key, visits)
+        if visits == first:
+            return False
+        if visits == first + 1:
+            self._next_pair[key] = visits + min(HOT_GAP, max(2, visits // HOT_THINNING))
+            return False
+        return True
 
     def learning_seconds(self) -> float:
         """CPU seconds spent learning since a network first showed (or since the start)."""
@@ -250,6 +268,7 @@ class Learner:
     # -- one checkpoint ---------------------------------------------------------------------------
     def checkpoint(self, ctx: Context, key: tuple, tier: str) -> Learned | None:
         """Look at the program now; returns what was learned once learning is complete."""
+        self.visits += 1   # (every visit, looked at or passed over: the user's code is running)
         if self.chain is None:
             if self._seldom(key):
                 return None
@@ -267,7 +286,12 @@ class Learner:
             if key != self.implicit_model.site:
                 return None   # a step of a model whose output is never kept is one visit of its site
             return self._forward_at(ctx, key, tier, found)
-        if self.chain is None or not self.updates:
+        # (While a network in sight waits for its first step, its parameters unmoved since its
+        # forward pass, the arrays that move are the step's own work, a mini-batch's gradient
+        # sums: nothing for the updates to name, and costly to try at every line.)
+        waiting = self.chain is not None and self._ref_fp is not None and not self.updates \
+            and self._param_fingerprint(ctx) == self._ref_fp
+        if (self.chain is None or not self.updates) and not waiting:
             # No forward pass shows, or none that steps follow yet (a forward made only for a
             # log line every 100 epochs), but the updates may name the model: adopt it,
             # counting a step at each visit of the place where its updates were recognised.

@@ -129,8 +129,10 @@ class Observer:
             user = self._innermost_user_frame(frame)
             if user is None:
                 return   # (C calls of no user code: imports, netdoctor's own set-up)
-            quiet = self.learner.checkpoints == self._tick_checkpoints
-            self._tick_checkpoints = self.learner.checkpoints
+            # (Visits of the user's code passed over as seldom count: a data-loading function
+            # called 50,000 times is the user's code running, not algebra hidden in lines.)
+            quiet = self.learner.visits == self._tick_checkpoints
+            self._tick_checkpoints = self.learner.visits
             self._quiet_ticks = self._quiet_ticks + 1 if quiet else 0
             # (Two ticks in a row with no event of the user's code between them: thousands
             # of numpy calls made by lines that calls and returns do not show.)
