@@ -70,8 +70,8 @@ def test_a_layer_behind_a_library_function_is_found_on_its_lines(tmp_path):
     assert [layer.activation for layer in trace.info.layers] == ["sigmoid", "tanh"]
 
 
-def test_an_output_layer_the_user_function_shows_needs_no_line_watching(tmp_path):
-    # The same network with its output through the user's own function: placed from calls.
+def test_the_same_network_with_its_own_output_function_is_placed_too(tmp_path):
+    # The same network with its output through the user's own function (a call event shows it).
     script = tmp_path / "user_output.py"
     script.write_text(LIBRARY_OUTPUT.format(out="lambda z: np.tanh(z)", slope="(1.0 - o ** 2)"))
     trace = run_script(str(script))

@@ -289,8 +289,9 @@ class Learner:
         # (While a network in sight waits for its first step, its parameters unmoved since its
         # forward pass, the arrays that move are the step's own work, a mini-batch's gradient
         # sums: nothing for the updates to name, and costly to try at every line.)
-        waiting = self.chain is not None and self._ref_fp is not None and not self.updates \
-            and self._param_fingerprint(ctx) == self._ref_fp
+        # (The parameters' fingerprint is taken once here, for this test and the next.)
+        params_now = self._param_fingerprint(ctx) if self.chain is not None and self._ref_fp is not None else None
+        waiting = params_now is not None and not self.updates and params_now == self._ref_fp
         if (self.chain is None or not self.updates) and not waiting:
             # No forward pass shows, or none that steps follow yet (a forward made only for a
             # log line every 100 epochs), but the updates may name the model: adopt it,
@@ -304,7 +305,7 @@ class Learner:
                 return self._adopt_implicit(model, ctx, key, tier, found)
         # Until the parameters first move, search wherever arrays changed (the forward pass
         # is seen growing layer by layer); after that, only where a forward pass completes.
-        if not self._moved and self._ref_fp is not None and self._param_fingerprint(ctx) != self._ref_fp:
+        if not self._moved and self._ref_fp is not None and params_now != self._ref_fp:
             self._moved = True   # the update has begun: the backward pass's arrays need no search
         if not self._moved:
             # (At a call the new arrays are its arguments; the return shows them too,

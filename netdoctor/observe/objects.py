@@ -115,7 +115,7 @@ class Observer:
     def install(self) -> None:
         self.hook.install()
         self.hook.trace_module_lines(True)
-        self._tick_checkpoints, self._quiet_ticks = -1, 0
+        self._tick_visits, self._quiet_ticks = -1, 0
         self.first_steps_unseen = False
         self.hook.set_tick(self._on_tick)
 
@@ -131,8 +131,8 @@ class Observer:
                 return   # (C calls of no user code: imports, netdoctor's own set-up)
             # (Visits of the user's code passed over as seldom count: a data-loading function
             # called 50,000 times is the user's code running, not algebra hidden in lines.)
-            quiet = self.learner.visits == self._tick_checkpoints
-            self._tick_checkpoints = self.learner.visits
+            quiet = self.learner.visits == self._tick_visits
+            self._tick_visits = self.learner.visits
             self._quiet_ticks = self._quiet_ticks + 1 if quiet else 0
             # (Two ticks in a row with no event of the user's code between them: thousands
             # of numpy calls made by lines that calls and returns do not show.)
