@@ -135,9 +135,10 @@ def test_ctrl_c_stops_the_script_and_still_reports(tmp_path):
     marker = tmp_path / "started"
     endless = tmp_path / "endless.py"
     endless.write_text(
+        # the marker is written once steps were taken, so the signal never comes before the first
         "import pathlib\nfrom tiny_training import compute_loss, update\n"
-        f"pathlib.Path({str(marker)!r}).write_text('yes')\n"
         "step = 0\nwhile True:\n    compute_loss(1.0)\n    step = update(step)\n"
+        f"    if step == 20:\n        pathlib.Path({str(marker)!r}).write_text('yes')\n"
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "netdoctor.cli", "diagnose", str(endless), "-q", "--format", "json"],
