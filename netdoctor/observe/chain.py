@@ -1153,9 +1153,13 @@ def _spec(path: list[_Link], aug: tuple = (), found: dict[int, Found] | None = N
 # --- checking a chain later ---------------------------------------------------------------------
 
 
-def observe(spec: ChainSpec, ctx: Context, *, check: bool = True) -> ObservedForward | None:
+def observe(spec: ChainSpec, ctx: Context, *, check: bool = True,
+            weights: list[np.ndarray] | None = None) -> ObservedForward | None:
     """The chain's arrays now, in rows form; None if they are missing or (with `check`)
-    no longer satisfy the links (e.g. the parameters moved since the forward pass)."""
+    no longer satisfy the links (e.g. the parameters moved since the forward pass).
+
+    `weights` (in the order of spec.param_paths()) stand for the parameters where a value
+    the code did not keep is computed: a pass seen after its update was made with them."""
     x_raw = spec.input.array(ctx)
     if x_raw is None:
         return None
@@ -1163,9 +1167,14 @@ def observe(spec: ChainSpec, ctx: Context, *, check: bool = True) -> ObservedFor
     zs, acts, params = [], [], []
     current = x
     raw_out = None
+    given = iter(weights) if weights is not None else None
     for layer in spec.layers:
-        W = layer.W.array(ctx)
-        b = layer.b.array(ctx) if layer.b is not None else None
+        if given is None:
+            W = layer.W.array(ctx)
+            b = layer.b.array(ctx) if layer.b is not None else None
+        else:
+            W = next(given, None)
+            b = next(given, None) if layer.b is not None else None
         if W is None or W.shape != layer.w_shape or (layer.b is not None and b is None):
             return None
         params.append((W, b))

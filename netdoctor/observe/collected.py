@@ -48,23 +48,33 @@ def step_targets(out_rows: np.ndarray, samples: str, arrays: list[Found], exclud
             candidates.append((f, r))
         if len(candidates) >= MAX_CANDIDATES:
             break
+    if len(candidates) < 2:
+        return []
     scale = max(float(np.max(np.abs(O))), 1e-12)
+    # All candidates at once (one comparison per target, not one per pair: a step shows
+    # dozens of arrays of the output's shape, and np.allclose costs more than the algebra).
+    C = np.stack([r for _, r in candidates])
+    copies_output = _close(C, O, rtol=1e-9, atol=0) | _close(C, -O, rtol=1e-9, atol=0)
     out = []
-    for t, T in candidates:
+    for index, (t, T) in enumerate(candidates):
         # (A target of all zeros makes the "error" a copy of the output: no evidence.)
         if not np.any(T) or np.array_equal(T, O):
             continue
         D = T - O
         if not np.any(D):
             continue
-        for e, E in candidates:
-            if e is t or np.allclose(E, O, rtol=1e-9, atol=0) or np.allclose(E, -O, rtol=1e-9, atol=0):
-                continue
-            tol = 1e-6 * max(scale, float(np.max(np.abs(T))))
-            if np.allclose(E, D, rtol=1e-6, atol=tol) or np.allclose(E, -D, rtol=1e-6, atol=tol):
-                out.append(t)
-                break
+        tol = 1e-6 * max(scale, float(np.max(np.abs(T))))
+        errors = (_close(C, D, rtol=1e-6, atol=tol) | _close(C, -D, rtol=1e-6, atol=tol)) & ~copies_output
+        errors[index] = False
+        if errors.any():
+            out.append(t)
     return sorted(out, key=lambda f: from_list(f.array))
+
+
+def _close(stack: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    """For each array in `stack`, whether it is np.allclose to `b` (the same tolerance rule)."""
+    within = np.abs(stack - b) <= atol + rtol * np.abs(b)
+    return within.reshape(len(stack), -1).all(axis=1)
 
 
 class StepPool:

@@ -2,8 +2,11 @@
 
 ``sys.setprofile`` (and ``threading.setprofile``, for threads started later) sees
 every function call and return, most of them numpy's or the standard library's.
-Each event costs one dictionary lookup on its code object: the table says which
-handler, if any, wants that code's calls and returns. Code outside the user's
+Each event costs one dictionary lookup on its code object's id: the table says
+which handler, if any, wants that code's calls and returns. (Not on the code
+object itself: a code object's hash is recomputed from its names and constants at
+every lookup, which costs more than the rest of the event. The ids stay valid
+because the table keeps every code object it has seen alive.) Code outside the user's
 files maps to no handler; the user's code maps to the default handlers (while
 the observer learns, all of it) or to handlers routed to it explicitly (later,
 only the few functions that matter). The verdict is cached per code object.
@@ -33,12 +36,14 @@ class Hook:
                  on_return: ReturnHandler | None, on_line: LineHandler):
         self.user_files = frozenset(user_files)
         self._is_user: dict[CodeType, bool] = {}
+        self._seen: dict[int, CodeType] = {}   # id -> code: keeps the ids below unambiguous
         self._default: tuple[CallHandler | None, ReturnHandler | None] = (on_call, on_return)
         self._routes: dict[CodeType, tuple[CallHandler | None, ReturnHandler | None]] = {}
-        self._calls: dict[CodeType, CallHandler | None] = {}
-        self._returns: dict[CodeType, ReturnHandler | None] = {}
+        self._calls: dict[int, CallHandler | None] = {}      # by id(code)
+        self._returns: dict[int, ReturnHandler | None] = {}  # by id(code)
         self._on_line = on_line
         self._line_codes: set[CodeType] = set()
+        self._line_ids: frozenset[int] = frozenset()
         self._all_lines = False      # line events for every user frame (while learning)
         self._module_lines = False   # line events for user code at module level
         self._tracing = False
@@ -81,13 +86,13 @@ class Hook:
     def route(self, code: CodeType, on_call: CallHandler | None, on_return: ReturnHandler | None) -> None:
         """Handlers for one code object (None: its calls or returns are of no interest)."""
         self._routes[code] = (on_call, on_return)
-        self._calls.pop(code, None)
-        self._returns.pop(code, None)
+        self._calls.pop(id(code), None)
+        self._returns.pop(id(code), None)
 
     def unroute(self, code: CodeType) -> None:
         self._routes.pop(code, None)
-        self._calls.pop(code, None)
-        self._returns.pop(code, None)
+        self._calls.pop(id(code), None)
+        self._returns.pop(id(code), None)
 
     def _resolve(self, code: CodeType) -> tuple[CallHandler | None, ReturnHandler | None]:
         if code in self._routes:
@@ -96,7 +101,8 @@ class Hook:
             handlers = self._default
         else:
             handlers = (None, None)
-        self._calls[code], self._returns[code] = handlers
+        self._seen[id(code)] = code
+        self._calls[id(code)], self._returns[id(code)] = handlers
         return handlers
 
     # -- line events ---------------------------------------------------------------------
@@ -117,6 +123,7 @@ class Hook:
     def trace_lines(self, codes: Iterable[CodeType]) -> None:
         """From now on, line events only in frames of these code objects."""
         self._line_codes = set(codes)
+        self._line_ids = frozenset(id(code) for code in self._line_codes)
         self._update_tracing()
 
     def _update_tracing(self) -> None:
@@ -148,7 +155,7 @@ class Hook:
             threading.settrace(None)
 
     def wants_lines(self, code: CodeType) -> bool:
-        if code in self._line_codes:
+        if id(code) in self._line_ids:
             return True
         if self._all_lines or (self._module_lines and code.co_name == "<module>"):
             return self.is_user(code)
@@ -158,14 +165,14 @@ class Hook:
     def _profile(self, frame: FrameType, event: str, arg: Any):
         if event == "call":
             try:
-                handler = self._calls[frame.f_code]
+                handler = self._calls[id(frame.f_code)]
             except KeyError:
                 handler = self._resolve(frame.f_code)[0]
             if handler is not None:
                 handler(frame)
         elif event == "return":
             try:
-                handler = self._returns[frame.f_code]
+                handler = self._returns[id(frame.f_code)]
             except KeyError:
                 handler = self._resolve(frame.f_code)[1]
             if handler is not None:

@@ -43,7 +43,7 @@ MAX_CHECKPOINTS = 20_000     # checkpoints looked at before giving up (counted l
 MAX_SECONDS = 4.0            # CPU seconds spent learning, before a network shows and after
 STEP_BUDGET_FACTOR = 4.0     # ... or this many times what the first steps took
 HOT_VISITS = 32              # visits of one place looked at in full while no network shows
-HOT_THINNING = 16            # ... after which one visit pair in visits / HOT_THINNING,
+HOT_THINNING = 8            # ... after which one visit pair in visits / HOT_THINNING,
 HOT_GAP = 512                # ... or in HOT_GAP, is looked at
 UPDATES_TO_LEARN = 2         # steps watched before the sites are settled
 LOST_CHECKPOINTS = 200       # checkpoints without a valid forward before searching again
@@ -103,6 +103,9 @@ class Learned:
     targets: Path | None = None
     loss: str | None = None
     pending: list[ForwardCopy] | None = None   # the forward passes of the step under way
+    # The forward site is the return of a function that runs one forward pass and then
+    # updates the parameters (see Learner._after_update_site): its pass is the step's own.
+    after_update: bool = False
 
 
 
@@ -167,9 +170,17 @@ class Learner:
         self.implicit_model: ImplicitModel | None = None   # once a model is recognised from updates
         self._forward_found: dict[int, Found] = {}   # the arrays at the cycle's last forward pass
         self.step_targets: Path | None = None         # where the step compared its output with targets
+        # The last forward pass a line showed: (code, frame id, the chain named there, id and
+        # fingerprint of its input and output, parameters' fingerprint); per cycle, the
+        # distinct forward passes, and the returns that still held one after an update.
+        self._last_forward: tuple | None = None
+        self._cycle_passes: set[tuple] = set()       # output fingerprints: distinct passes
+        self._cycle_after_update: set[tuple] = set()
+        self.cycle_stats: list[tuple[set, set]] = []
         # Steps (counted in `updates`) until which lines are watched for a layer past the
         # chain's end; None before that was considered, 0 once it is over.
         self._past_end_until: int | None = None
+        self._lines_checked = False   # whether lines_done() has been decided
 
     # -- budget -----------------------------------------------------------------------------
     def out_of_budget(self) -> bool:
@@ -241,6 +252,24 @@ class Learner:
     def enter_stage2(self) -> None:
         self.stage = 2
         self.stage_started = (self.checkpoints, _cpu_seconds())
+
+    def lines_done(self) -> bool:
+        """Whether every line need no longer be watched: a step was seen, a forward pass
+        completed at a call or return in its cycle (where the site is then chosen), and no
+        parameter that changes like the chain's own could continue it past its end (which
+        lines might still show). A mini-batch of per-sample passes costs dozens of line
+        checkpoints per sample; the steps still to be watched need none of them.
+        """
+        if self.stage != 2 or self.updates != 1 or not self.cycles or not self.cycles[-1]["A"]:
+            return False
+        if self.implicit_model is not None or self._lines_checked:
+            return False
+        self._lines_checked = True   # (decided once, at the first step)
+        return not self._continuing(self.last_found)
+
+    def leave_stage2(self) -> None:
+        self.stage = 1
+        self._past_end_until = 0   # (the chain's end was looked for at lines already)
 
     # -- remembering calls ------------------------------------------------------------------------
     def note_return(self, code: CodeType, value: Any) -> None:
@@ -328,6 +357,8 @@ class Learner:
             self._after_move_searches += 1
             if self._search(found, narrow=True):
                 self._after_move_searches = 0
+        if key[1] == "return" and self._last_forward is not None:
+            self._note_after_update(ctx, key, params_now)
         forward = observe(self.chain, ctx)
         self._since_arrays += 1
         if forward is None and self._last_arrays and self._since_arrays <= 3:
@@ -370,6 +401,7 @@ class Learner:
             self._start_cycle(ctx, found, param_fp)
         elif param_fp != self._ref_fp:
             self._step(ctx, found, param_fp)           # the parameters moved since the last forward
+        self._note_pass(ctx, key, out_fp, param_fp)
         if len(self._cycle_forwards) < 64:   # (a mini-batch of per-sample forward passes)
             self._cycle_forwards.append(copy_forward(forward))
         self._forward_found = found
@@ -393,17 +425,63 @@ class Learner:
             if self.stage != 1 or self.implicit_model is not None:
                 self._past_end_until = 0
                 return False
-            x = self.chain.input.array(self._ctx) if self._ctx is not None else None
-            n = rows(x, self.chain.samples).shape[0] if x is not None and x.ndim == 2 else None
-            exclude = {self.chain.input.key()} | ({self.step_targets.key()} if self.step_targets else set())
-            more = continuing_parameters(self.chain, found.values(), self.changing, exclude=exclude,
-                                         samples=n if n and n > 1 else None)
+            more = self._continuing(found)
             self._past_end_until = self.updates + PAST_END_STEPS if more else 0
         if self.updates < self._past_end_until:
             self._moved, self._quiet = False, 0   # (search this step's forward pass in full)
             return True
         self._past_end_until = 0
         return False
+
+    # -- a forward site after the update ---------------------------------------------------------
+    def _note_pass(self, ctx: Context, key: tuple, out_fp: tuple, param_fp: tuple | None) -> None:
+        """Count the forward pass that completed here, and remember where a line showed it
+        (see _note_after_update)."""
+        self._cycle_passes.add(out_fp)
+        if key[1] != "line":
+            return
+        chain = self.chain   # (named as it resolves here: a function's locals)
+        x = chain.input.array(ctx)
+        out = chain.output.array(ctx) if chain.output is not None else None
+        self._last_forward = None if x is None or out is None or ctx.frame is None else (
+            key[0], id(ctx.frame), chain, id(x), fingerprint(x), id(out), fingerprint(out), param_fp)
+
+    def _note_after_update(self, ctx: Context, key: tuple, params_now: tuple | None) -> None:
+        """A function returns still holding the input and output of the forward pass it ran
+        (the same arrays, unchanged), while the parameters have changed since: the update
+        ran inside it, after that pass. Its return then closes one step, after the update."""
+        code, frame_id, chain, x_id, x_fp, out_id, out_fp, param_fp = self._last_forward
+        if key[0] is not code or id(ctx.frame) != frame_id:
+            return
+        params = params_now if params_now is not None else self._param_fingerprint(ctx)
+        if params is None or params == param_fp:
+            return
+        x, out = chain.input.array(ctx), chain.output.array(ctx)
+        if (x is not None and out is not None and id(x) == x_id and id(out) == out_id
+                and fingerprint(x) == x_fp and fingerprint(out) == out_fp):
+            self._cycle_after_update.add(key)
+
+    def _after_update_site(self, site: tuple, cycle_index: int) -> tuple | None:
+        """The return to count steps at instead of a line, if that cycle shows it can be.
+
+        Watching a function's every line costs one event per line for the whole run. When
+        the line's function runs exactly one forward pass, updates the parameters and returns
+        still holding that pass's input and output, its return shows the same pass once per
+        step, at the cost of one event: the pass made with the parameters before the update.
+        """
+        if site[1] != "line" or self.chain.output is None or len(self.cycle_stats) != len(self.cycles):
+            return None
+        passes, after_update = self.cycle_stats[cycle_index]
+        ret = (site[0], "return", 0)
+        return ret if ret in after_update and len(passes) == 1 else None
+
+    def _continuing(self, found: dict[int, Found]) -> list[Found]:
+        """The parameters that change like the chain's own and could take its output."""
+        x = self.chain.input.array(self._ctx) if self._ctx is not None else None
+        n = rows(x, self.chain.samples).shape[0] if x is not None and x.ndim == 2 else None
+        exclude = {self.chain.input.key()} | ({self.step_targets.key()} if self.step_targets else set())
+        return continuing_parameters(self.chain, found.values(), self.changing, exclude=exclude,
+                                     samples=n if n and n > 1 else None)
 
     def _find_step_targets(self, found: dict[int, Found]) -> None:
         """The array the ending cycle compared with its last output to form the error, kept
@@ -560,6 +638,9 @@ class Learner:
         self._cycle_forwards = []
         self._last_out_fp = {"A": None, "B": None}
         self.cycles = []
+        self.cycle_stats = []
+        self._cycle_passes, self._cycle_after_update = set(), set()
+        self._last_forward = None
         self.records = []
         self.updates = 0
         self.grad_paths = None
@@ -633,7 +714,9 @@ class Learner:
             self._find_step_targets(found)
         self._cycle_seen = {}
         self.cycles.append(self._cycle_keys)
+        self.cycle_stats.append((self._cycle_passes, self._cycle_after_update))
         self._cycle_keys = {"A": [], "B": []}
+        self._cycle_passes, self._cycle_after_update = set(), set()
         self._cycle_forwards = []
         self._before = after
         self._ref_fp = param_fp
@@ -758,6 +841,11 @@ class Learner:
         ordered = cycle["A"] or cycle["B"]
         keys = set(ordered[:1])
         chain = self._key_chains.get(ordered[0], self.chain) if ordered else self.chain
+        after_update = None
+        if ordered and not cycle["A"] and self.implicit_model is None and cycle is (self.cycles or [None])[-1]:
+            after_update = self._after_update_site(ordered[0], len(self.cycles) - 1)
+            if after_update is not None:
+                keys = {after_update}
         activation_codes = set(self.layer_producers.values()) | {
             l.function_code for l in self.chain.layers if l.function_code is not None}
         derivatives = {c: v for c, v in self.derivative_of.items() if c not in activation_codes}
@@ -773,7 +861,7 @@ class Learner:
             delta_factors=dict(self.delta_factors),
             targets=self.implicit_model.targets if self.implicit_model else self.step_targets,
             loss=self.implicit_model.loss if self.implicit_model else None,
-            pending=list(self._cycle_forwards),
+            pending=list(self._cycle_forwards), after_update=after_update is not None,
         )
 
 

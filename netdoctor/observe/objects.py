@@ -106,6 +106,9 @@ class Observer:
         self.tracker: Tracker | None = None
         self.learned: Learned | None = None
         self.forward_keys: set = set()
+        # The same sites by (id(code), kind, line), for the running phase's hot path (a code
+        # object's own hash is recomputed at every lookup; forward_keys keeps the codes alive).
+        self._forward_ids: frozenset = frozenset()
         self.verdicts = EarlyVerdicts(self.thresholds)
         self._last_progress = 0.0
         self._internal_error: str | None = None
@@ -190,10 +193,9 @@ class Observer:
 
     def on_line(self, frame: FrameType) -> None:
         try:
-            key = (frame.f_code, "line", frame.f_lineno)
             if self.phase == "learning":
-                self._checkpoint(Context(frame), key, "B")
-            elif self.phase == "running" and key in self.forward_keys:
+                self._checkpoint(Context(frame), (frame.f_code, "line", frame.f_lineno), "B")
+            elif self.phase == "running" and (id(frame.f_code), "line", frame.f_lineno) in self._forward_ids:
                 self.tracker.on_forward(Context(frame))
         except StopRun:
             raise
@@ -209,7 +211,7 @@ class Observer:
                     call = watch.start(frame)
                     if call is not None:
                         self._pending[id(frame)] = (watch, call)
-            if (code, "call", 0) in self.forward_keys:
+            if (id(code), "call", 0) in self._forward_ids:
                 self.tracker.on_forward(Context(frame))
         except StopRun:
             raise
@@ -219,7 +221,7 @@ class Observer:
     def _run_return(self, frame: FrameType, value: Any) -> None:
         try:
             self._finish_capture(frame, value)
-            if (frame.f_code, "return", 0) in self.forward_keys:
+            if (id(frame.f_code), "return", 0) in self._forward_ids:
                 self.tracker.on_forward(Context(frame, value))
         except StopRun:
             raise
@@ -288,6 +290,19 @@ class Observer:
             self._give_up()
         elif self.learner.wants_more_lines():
             self._enter_stage2(ctx.frame)
+        elif self.learner.lines_done():
+            self._leave_stage2(ctx.frame)
+
+    def _leave_stage2(self, frame: FrameType | None) -> None:
+        """The lines have shown what they could: back to calls and returns (and module-level
+        lines) for the steps still to be learned, including frames running now."""
+        self.learner.leave_stage2()
+        self.hook.trace_all_lines(False)
+        while frame is not None:
+            code = frame.f_code
+            if self.hook.is_user(code):
+                self.hook.follow_frame(frame, self.hook.wants_lines(code))
+            frame = frame.f_back
 
     def _enter_stage2(self, frame: FrameType | None) -> None:
         """Calls and returns did not show a forward pass: watch every line of the user's
@@ -309,6 +324,7 @@ class Observer:
         self.learning_seconds = round(self.learner.learning_seconds(), 3)
         self.phase = "running"
         self.forward_keys = set(learned.forward_keys)
+        self._forward_ids = frozenset((id(code), kind, line) for code, kind, line in self.forward_keys)
         self.hook.trace_all_lines(False)
         self.hook.trace_module_lines(False)
         self.hook.trace_lines(learned.line_codes)

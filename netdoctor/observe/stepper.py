@@ -105,6 +105,15 @@ class Tracker:
         self.latest: list[np.ndarray] | None = None
         self._before_for_check = None
         self._forwards = 0
+        self._pass_counted = False   # (a site after the update: the pass under way was counted at start)
+        # The gradient arrays read at each step. At a site after the update, only those the
+        # learning steps could read too: their signs were settled there (see _gradcheck), and
+        # an array first seen later (a function's local, gone at the line where learning saw
+        # the step) would be judged with an unsettled sign.
+        self._readable_grad_paths = list(self.grad_paths)
+        if learned.after_update:
+            seen = [any(r.grads[i] is not None for r in learned.records) for i in range(len(self.grad_paths))]
+            self._readable_grad_paths = [p if ok else None for p, ok in zip(self.grad_paths, seen)]
         self._sentinel = len(self.param_paths) - (2 if self.chain.layers[-1].b is not None else 1)
         self._sentinel_fp = None
 
@@ -229,6 +238,8 @@ class Tracker:
                 self.cycle.forwards += 1
                 self.cycle.first = forward
                 self._add_loss(self.cycle, forward.out, Y)
+                # (At a site after the update, the next event shows this same pass again.)
+                self._pass_counted = self.learned.after_update
 
     def _settle_loss(self, records: list[StepRecord]) -> None:
         """Choose the loss, reduction, target encoding and gradient signs that explain the code.
@@ -389,6 +400,15 @@ class Tracker:
         x, out = self._forward_arrays(ctx)
         if out is None or x is None:
             return
+        if self.learned.after_update:
+            # The site follows the update (see Learner._after_update_site): the pass seen
+            # here was made before it, so it belongs to the step that ends here.
+            if not self._pass_counted:
+                self._forward(ctx, x, out)
+            self._pass_counted = False
+            if self._moved(ctx):
+                self._end_step(ctx)
+            return
         if self._moved(ctx):
             self._end_step(ctx)
         self._forward(ctx, x, out)
@@ -459,7 +479,12 @@ class Tracker:
             self._add_loss(cycle, outr, self.targets[indices])
         if cycle.first is None or ((self.steps + 1) in self.gradcheck_steps
                                    and len(cycle.forwards_kept) < MAX_GRADCHECK_BATCHES):
-            seen = observe(self.chain, ctx, check=False)
+            # (At a site after the update, the values the code did not keep are computed with
+            # the parameters the pass was made with, copied before the step.)
+            if self.learned.after_update and self.before is None:
+                return
+            seen = observe(self.chain, ctx, check=False,
+                           weights=self.before if self.learned.after_update else None)
             if seen is not None:
                 copy = copy_forward(seen)
                 copy.y = y
@@ -604,7 +629,7 @@ class Tracker:
 
     def _grads(self, ctx: Context) -> list[np.ndarray | None]:
         out = []
-        for path in self.grad_paths:
+        for path in self._readable_grad_paths:
             arr = path.array(ctx) if path is not None else None
             out.append(None if arr is None else np.array(arr, dtype=np.float64, copy=True))
         return out
