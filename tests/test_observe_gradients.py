@@ -222,3 +222,36 @@ def test_cosine_of_tiny_gradients_does_not_underflow():
     cos, scale = cosine_and_scale(2 * v, v)
     assert cos == pytest.approx(1.0) and scale == pytest.approx(2.0)
     assert np.isnan(cosine_and_scale(v, np.zeros(6))[0])
+
+
+def _one_output_net(n_samples: int):
+    """A 3-4-1 tanh/sigmoid network (found from a pass over 6 samples), and a batch of its
+    first `n_samples` samples with the exact MSE gradients on them."""
+    X = rng.normal(size=(6, 3))
+    W1, b1 = rng.normal(size=(3, 4)), rng.normal(size=(1, 4))
+    W2, b2 = rng.normal(size=(4, 1)), rng.normal(size=(1, 1))
+    z1 = X @ W1 + b1
+    a1 = np.tanh(z1)
+    z2 = a1 @ W2 + b2
+    a2 = sigmoid(z2)
+    ns = dict(X=X, W1=W1, b1=b1, z1=z1, a1=a1, W2=W2, b2=b2, z2=z2, a2=a2)
+    spec = find_chain(found(ns))
+    rebuilt = Rebuilt(spec, [layer_function(l) for l in spec.layers])
+    X, a2 = X[:n_samples], a2[:n_samples]
+    Y = (rng.random(size=(n_samples, 1)) > 0.5).astype(float)
+    true = rebuilt.to_user(rebuilt.gradients(rebuilt.from_user([W1, b1, W2, b2]), X, Y, "mse"))
+    names = [("layer1", "weight", "W1"), ("layer1", "bias", "b1"), ("layer2", "weight", "W2"), ("layer2", "bias", "b2")]
+    return rebuilt, [W1, b1, W2, b2], names, Batch(X=X, out=a2, targets={"as_is": Y}), true
+
+
+def test_one_sample_through_one_sigmoid_unit_does_not_tell_mse_from_bce():
+    rebuilt, params, names, batch, mse_gradients = _one_output_net(1)
+    payload = check_step(rebuilt, params, names, [batch], Claim("gradients", mse_gradients), step=1)
+    assert payload["loss_ambiguous"] == ["bce", "mse"]
+
+
+def test_several_samples_tell_mse_from_bce():
+    rebuilt, params, names, batch, mse_gradients = _one_output_net(6)
+    payload = check_step(rebuilt, params, names, [batch], Claim("gradients", mse_gradients), step=1)
+    assert "loss_ambiguous" not in payload and payload["loss_kind"] == "mse"
+    assert all(row["rel_err"] < 1e-6 for row in payload["params"])

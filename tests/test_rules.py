@@ -391,6 +391,20 @@ def test_nd204_flags_a_right_direction_with_a_wrong_size_and_names_the_batch():
     assert judge(make_trace(events=[gradcheck(right)]), "ND204") == []
 
 
+def test_nd204_leaves_the_size_alone_when_another_loss_explains_the_gradients_as_well():
+    # One sample through one sigmoid unit: MSE's and BCE's gradients point the same way and
+    # differ in size by o(1 - o). Judged against the wrong one, a right MSE backprop looks 4x off.
+    scaled = [("layer1", "weight", 0.6, 1.0, 4.0), ("layer2", "weight", 0.6, 1.0, 4.0)]
+    kind, data, where = gradcheck(scaled, n_samples=1)
+    ambiguous = (kind, {**data, "loss_ambiguous": ["bce", "mse"]}, where)
+    with pytest.raises(Skip, match="BCE or MSE"):
+        judge(make_trace(events=[ambiguous], outputs=np.zeros((N, 4, 1))), "ND204")
+    # The same sizes with the loss told apart (a later check on several samples) still count.
+    told = gradcheck(scaled, step=50, n_samples=4)
+    [finding] = judge(make_trace(events=[ambiguous, told], outputs=np.zeros((N, 4, 1))), "ND204")
+    assert finding.evidence["typical_scale"] == pytest.approx(4.0)
+
+
 # --- ND3 activations ---------------------------------------------------------------------------
 
 

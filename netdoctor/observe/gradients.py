@@ -87,6 +87,7 @@ def check_step(
     out_index = _output_weight_index(rebuilt)
     output_fn = rebuilt.functions[-1].name
     best = None
+    explained: list[tuple] = []   # (score, batch, encoding, kind, true gradients): every candidate
     for batch in batches:
         if not _reproduces(rebuilt, base, batch):
             continue
@@ -101,6 +102,7 @@ def check_step(
                 score = _agreement(claim, true_user, out_index)
                 if not math.isfinite(score):
                     continue
+                explained.append((round(score, 6), batch, encoding, kind, true_user))
                 prefer = 1 if PREFERRED_LOSS.get(output_fn) == kind else 0
                 key = (round(score, 6), prefer, encoding == "as_is")
                 if best is None or key > best[0]:
@@ -108,6 +110,7 @@ def check_step(
     if best is None:
         return None
     _, batch, encoding, Y, kind, true_sum = best
+    rivals = _rival_losses(claim, best, explained)
     # No parameter's change is a multiple of its gradient, yet the changes keep the
     # gradient's signs: an adaptive or momentum optimizer (Adam, RMSprop ...), whose update
     # is not -lr * g and cannot stand in for the gradient. The loss, reduction and targets
@@ -160,6 +163,11 @@ def check_step(
         "targets": encoding,
         "params": rows,
     }
+    if rivals:
+        # Another loss explains the gradients' direction as well and gives them another size
+        # (one sample through one sigmoid unit: MSE's and BCE's gradients differ by the factor
+        # o(1 - o) alone). The scale read here is then the choice's, not the code's.
+        payload["loss_ambiguous"] = sorted({kind, *rivals})
     if lr_fit is not None:
         payload["lr_fit"] = float(lr_fit)
     if l2 is not None:
@@ -170,6 +178,30 @@ def check_step(
         payload["not_checked"] = ("the updates are not -lr * gradient (an adaptive or momentum optimizer): "
                                   "gradients cannot be checked from them")
     return payload
+
+
+def _rival_losses(claim: Claim, best: tuple, explained: list[tuple]) -> list[str]:
+    """The other losses that explain the claimed gradients' direction exactly as well on the
+    same samples and targets, but not their size (a scale differing by more than 1%)."""
+    if claim.mode != "gradients":
+        return []   # (updates: the learning rate absorbs any size)
+    (score, _, _), batch, encoding, _, kind, true_best = best
+    claimed = [c for c in claim.arrays if c is not None]
+
+    def size(true_user) -> float:
+        _, scale = cosine_and_scale(flat(claimed), flat([t for c, t in zip(claim.arrays, true_user) if c is not None]))
+        return abs(scale)
+
+    mine = size(true_best)
+    rivals = []
+    for other_score, other_batch, other_encoding, other_kind, true_other in explained:
+        if other_kind == kind or other_score != score or other_batch is not batch or other_encoding != encoding:
+            continue
+        theirs = size(true_other)
+        if math.isfinite(mine) and math.isfinite(theirs) and mine > 0 and theirs > 0 \
+                and max(mine, theirs) / min(mine, theirs) > 1.01:
+            rivals.append(other_kind)
+    return rivals
 
 
 def _probabilities(Y: np.ndarray) -> bool:

@@ -224,12 +224,22 @@ class _Check:
     scale: float
 
 
-def _gradchecks(ctx: RuleContext):
+def _gradchecks(ctx: RuleContext, sized: bool = False):
     """Per (layer, param): its checks in step order; the loss the checks used; and where
-    in the user's code the gradients come from, when the observer knew."""
+    in the user's code the gradients come from, when the observer knew.
+
+    `sized`: only checks whose loss is known, where the gradients' size means something
+    (another loss explaining their direction as well would give them another size)."""
     found = events(ctx.trace, "gradcheck")
     if not found:
         raise Skip("no gradient check was run")
+    if sized:
+        told = [e for e in found if not payload(e).get("loss_ambiguous")]
+        if not told:
+            kinds = " or ".join(str(k).upper() for k in payload(found[0]).get("loss_ambiguous") or ())
+            raise Skip(f"the gradients fit {kinds} equally well (one sample, one output unit), "
+                       "and their size depends on which: not judged")
+        found = told
     found.sort(key=lambda e: (event_step(e) is None, event_step(e) or 0))
     per_param: dict[tuple[str, str], list[_Check]] = {}
     loss_kind = ""
@@ -401,7 +411,10 @@ def gradient_scale(ctx: RuleContext):
         scale factor more than ``gradscale_factor`` away from 1 (at the first check
         and most checks), the gradient is right up to a constant. When the factor is
         close to the probe-batch size, the gradient was summed over samples where
-        the loss averages them.
+        the loss averages them. A check where another loss explains the gradient's
+        direction as well (one sample through one sigmoid unit: MSE and binary
+        cross-entropy differ there by a factor alone) says nothing of its size and
+        is left out.
 
     Why is this bad?
         A constant factor silently multiplies the learning rate: by the batch size
@@ -418,7 +431,7 @@ def gradient_scale(ctx: RuleContext):
         loss is a mean (``dW = X.T @ delta / len(X)``), or sum the loss too.
     """
     th = ctx.thresholds
-    per_param, loss_kind, location = _gradchecks(ctx)
+    per_param, loss_kind, location = _gradchecks(ctx, sized=True)
     scaled = [key for key in _backward_order(ctx, per_param)
               if _consistent(per_param[key], lambda c: _scale_only(c, th))]
     if not scaled:
