@@ -13,7 +13,8 @@ What is hooked, and why each:
 * ``torch.Tensor.backward``: the loss of each step, whether ``.grad`` still held the
   previous step's gradient (never zeroed), and, for tutorial loops with no optimizer
   (``w.data.sub_(lr * w.grad)``), the parameters themselves (the leaves of the loss's
-  graph) and the steps (a backward after which the leaves moved);
+  graph, followed by position when each update rebinds them to new tensors) and the
+  steps (a backward after which the leaves moved);
 * the loss functions of ``torch.nn.functional`` (which ``nn.MSELoss`` & co. call too):
   the loss kind, the prediction and target shapes (broadcasting), the targets, and
   whether a cross-entropy receives probabilities instead of logits;
@@ -39,7 +40,7 @@ from . import STATE
 from .session import FrameworkSession, PROBE_SIZE, layer_info
 from .sites import UserFiles, location, user_site
 from .tensor_stats import LayerTensors, Ops, layer_stats
-from .torch_tape import Tape
+from .torch_tape import Tape, layer_slots, recognise_loss
 from ..trace import MODEL
 
 DATA_ROWS = 4096          # rows of the first batch kept for the data facts
@@ -125,6 +126,16 @@ def _softmax(z: np.ndarray) -> np.ndarray:
         z = z.reshape(1, -1)
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def _is_bias_of(p: Any, weight: Any) -> bool:
+    """Whether leaf `p`, found right after `weight`, is that weight's bias.
+
+    A vector of one of its sizes, or a row ``zeros(1, units)`` broadcast over the batch."""
+    if p.dim() == 1:
+        return p.shape[0] in (weight.shape[-1], weight.shape[0])
+    return p.dim() == 2 and weight.dim() == 2 and p.shape[0] == 1 < weight.shape[0] and \
+        p.shape[1] == weight.shape[1]
 
 
 def _np(t: Any, rows: int | None = None) -> np.ndarray:
@@ -342,6 +353,8 @@ class TorchWatcher:
         self._loss_tensor = loss
         if self.params is None:
             self._find_params(loss)
+        elif self._rebind_checks > 0 and self.root is None and not self.optimizer_mode:
+            self._follow_rebinding(self._leaves(loss))
         if self.tape is not None:
             self._read_tape(loss)
         if not self.optimizer_mode:
@@ -368,6 +381,19 @@ class TorchWatcher:
         if self.root is not None:
             self.params = [(n, p) for n, p in self.root.named_parameters()]
             return
+        leaves = self._leaves(loss)
+        names = {}
+        for key, value in (self.module_globals or {}).items():
+            if torch.is_tensor(value):
+                names.setdefault(id(value), key)
+        self.params = [(names.get(id(p), f"param{i}"), p) for i, p in enumerate(leaves)]
+
+    def _leaves(self, loss) -> list:
+        """The tensors the loss's graph accumulates gradients into, in a fixed order.
+
+        The walk visits the graph the same way for the same code, so the k-th leaf of one
+        step's loss is the k-th of the next: that is how rebound parameters are followed."""
+        torch = self.torch
         leaves, seen, stack = [], set(), [getattr(loss, "grad_fn", None)]
         while stack:
             fn = stack.pop()
@@ -378,12 +404,58 @@ class TorchWatcher:
             if variable is not None and torch.is_tensor(variable):
                 leaves.append(variable)
             stack.extend(next_fn for next_fn, _ in getattr(fn, "next_functions", ()))
-        names = {}
-        for key, value in (self.module_globals or {}).items():
-            if torch.is_tensor(value):
-                names.setdefault(id(value), key)
         leaves.reverse()
-        self.params = [(names.get(id(p), f"param{i}"), p) for i, p in enumerate(leaves)]
+        return leaves
+
+    # -- parameters rebound to new tensors each step ------------------------------------------------
+    # ``w = (w - lr * w.grad).detach().requires_grad_()`` leaves the tensors seen at the first step
+    # unchanged, so they would never move again. The leaves of each loss are compared with the
+    # parameters by position; new ones take the old ones' places (names, layers, the forward pass,
+    # the copies taken after the last backward). A loop that has not rebound in its first few
+    # backward() calls does not, and is not walked again.
+    _rebind_checks = 3
+
+    def _follow_rebinding(self, leaves: list) -> None:
+        old = [p for _, p in self.params]
+        if len(leaves) == len(old) and all(a is b for a, b in zip(leaves, old)):
+            if not self.facts.get("rebound_steps"):
+                self._rebind_checks -= 1
+            return
+        if len(leaves) != len(old) or any(a.shape != b.shape for a, b in zip(leaves, old)):
+            # a different network, not the same one rebound: keep what was seen, and say so
+            self.facts["rebinding_unfollowed"] = True
+            self._rebind_checks = 0
+            return
+        self._rebind({id(o): n for o, n in zip(old, leaves) if o is not n})
+        self.facts["rebound_steps"] = self.facts.get("rebound_steps", 0) + 1
+
+    def _rebind(self, replaced: dict) -> None:
+        """Put new tensors (by id of the old one) in the old ones' places everywhere they are held."""
+        def new(p):
+            return None if p is None else replaced.get(id(p), p)
+
+        def rekey(copies):
+            return None if copies is None else {id(replaced[k]) if k in replaced else k: v
+                                                for k, v in copies.items()}
+
+        self.params = [(name, new(p)) for name, p in self.params]
+        for spec in self.layers:
+            spec["weight"], spec["bias"] = new(spec["weight"]), new(spec["bias"])
+            spec["tensors"] = [new(p) for p in spec["tensors"]]
+        self._snap, self._snap_grads = rekey(self._snap), rekey(self._snap_grads)
+        if self.forward is not None:
+            self.forward.rebind(replaced)
+
+    def _rebind_from_globals(self) -> None:
+        """After the last backward(): the update that followed it rebound the script's globals."""
+        if not self.facts.get("rebound_steps") or not self.module_globals or not self.params:
+            return
+        torch = self.torch
+        leaves = []
+        for name, p in self.params:
+            value = self.module_globals.get(name)
+            leaves.append(value if torch.is_tensor(value) and value.shape == p.shape else p)
+        self._follow_rebinding(leaves)
 
     def _read_tape(self, loss) -> None:
         """At the first backward() of a loop with no module: its forward pass, inputs and targets."""
@@ -540,8 +612,7 @@ class TorchWatcher:
     def _layers_from_leaves(self, params) -> None:
         specs, current = [], None
         for name, p in params:
-            if current is not None and current["bias"] is None and p.dim() == 1 and \
-                    p.shape[0] in (current["weight"].shape[-1], current["weight"].shape[0]):
+            if current is not None and current["bias"] is None and _is_bias_of(p, current["weight"]):
                 current["bias"] = p
                 current["tensors"].append(p)
                 current["name"] = f"{current['name']}, {name}"
@@ -553,7 +624,23 @@ class TorchWatcher:
             specs.append(current)
         for spec in specs:
             spec["location"] = self._tensor_site(spec["name"].split(",")[0])
-        self.layers = specs
+        self.layers = self._in_forward_order(specs)
+
+    def _in_forward_order(self, specs: list) -> list:
+        """The layers in the order the recorded forward pass applies them, each with its slots.
+
+        The graph walk finds the parameters in an order of its own; the last layer applied
+        is the output layer, which the rules judge apart from the hidden ones."""
+        for spec in specs:
+            spec["slots"] = None
+        if self.forward is None or not specs:
+            return specs
+        slots = layer_slots(self.forward.predict_program, [spec["tensors"] for spec in specs])
+        for spec, found in zip(specs, slots):
+            spec["slots"] = found
+        if any(found is None for found in slots) or len({found[0] for found in slots}) < len(slots):
+            return specs   # some layer is not on the path from inputs to prediction: no order to claim
+        return sorted(specs, key=lambda spec: spec["slots"][0])
 
     def _tensor_site(self, name: str):
         from ..observe.sites import init_site
@@ -719,26 +806,77 @@ class TorchWatcher:
         return out_np.reshape(len(out_np), -1)
 
     def _probe_forward(self, probe, values: dict, describe: bool, weights: dict | None):
-        """The probe rows through a hand-written loop's forward pass (no layers to look inside)."""
+        """The probe rows through a hand-written loop's recorded forward pass, layer by layer."""
         torch = self.torch
+        program = self.forward.predict_program
+        index = torch.as_tensor(self._probe_idx)
+        rows = (self.forward.rows, index)
         try:
             with torch.no_grad():
-                out = self.forward.predict(probe, weights)
-                target = None if self._first_target is None else \
-                    self._first_target[torch.as_tensor(self._probe_idx)]
-                loss = self.forward.loss(out, target, weights) if self._loss_fn is None else None
+                slots = program.run_all(probe, weights=weights, rows=rows)
+                out = slots[program.result]
         except Exception:  # noqa: BLE001 - a forward that will not take fewer rows: outputs not seen
             self.forward = None
             if describe:
                 self._describe()
             return None
+        target = None if self._first_target is None else self._first_target[index]
+        loss = self._tape_loss(out, target, weights, rows) if self._loss_fn is None else None
         out_np = _np(out)
+        layers = self._tape_layers(slots, program.result, describe)
         if describe:
+            self._recognise_loss(out, target, rows)
             self._describe()
             self._set_data(out_np)
         probe_loss = self._probe_loss(out) if loss is None else self._loss_float(loss)
-        values.update(self.session.probe_values(out_np.reshape(len(out_np), -1), [], probe_loss))
+        values.update(self.session.probe_values(out_np.reshape(len(out_np), -1), layers, probe_loss))
         return out_np.reshape(len(out_np), -1)
+
+    def _tape_loss(self, out, target, weights, rows):
+        """The recorded loss on the probe rows; None (the outputs still count) if it will not take them."""
+        try:
+            with self.torch.no_grad():
+                return self.forward.loss(out, target, weights, rows)
+        except Exception:  # noqa: BLE001 - a loss tied to the whole batch: no probe loss
+            return None
+
+    def _tape_layers(self, slots: dict, result, describe: bool) -> list:
+        """Each layer's pre-activation and activation on the probe rows, from the replayed forward.
+
+        A layer's activation is what the next layer's weight is applied to (the prediction,
+        for the last layer); its function is identified from the pair, as for modules, so
+        a hand-written ``1 / (1 + torch.exp(-z))`` is a sigmoid too."""
+        specs, layers = self.layers, []
+        for k, spec in enumerate(specs):
+            found = spec.get("slots")
+            if found is None:
+                continue
+            z_key = found[0]
+            if k + 1 < len(specs):
+                after = specs[k + 1].get("slots")
+                a_key = None if after is None else after[1]
+            else:
+                a_key = result
+            z = _np(slots[z_key])
+            # what the next layer reads must come from this layer (not the inputs, not another branch)
+            usable = isinstance(a_key, int) and a_key >= z_key and a_key in slots
+            a = _np(slots[a_key]) if usable else None
+            if a is not None and a.shape != z.shape:
+                a = None
+            if describe:
+                spec["activation"] = identify_activation(z, a) if a is not None else None
+            layers.append((spec["name"], z, z if a is None else a, spec["activation"], k < len(specs) - 1))
+        return layers
+
+    def _recognise_loss(self, out, target, rows) -> None:
+        """The kind of a hand-written loss (no torch.nn.functional loss was called), if unambiguous."""
+        if self.facts.get("loss_kind") is not None or self.forward is None:
+            return
+        found = recognise_loss(self.torch, self.forward, out, target, rows)
+        if found is None:
+            return
+        kind, form = found
+        self.facts.update(loss_kind=kind, loss_form=form, from_logits=form.endswith("on logits"))
 
     def _set_data(self, out_np: np.ndarray) -> None:
         if self._first_target is None or self._first_input is None:
@@ -749,13 +887,29 @@ class TorchWatcher:
             return
         units = out_np.shape[-1] if out_np.ndim > 1 else 1
         Y = y
-        if self.facts.get("loss_kind") == "ce" and y.ndim == 1 and units > 1:
-            labels = y.astype(int)
-            if labels.min() >= 0 and labels.max() < units:
-                Y = np.eye(units)[labels]
+        labels = self._class_labels(y, units)
+        if labels is not None:
+            Y = np.eye(units)[labels]
         elif y.ndim == 1:
             Y = y[:, None]
         self.session.set_data(X.reshape(len(X), -1), y, Y, units, idx=self._probe_idx)
+
+    def _class_labels(self, y: np.ndarray, units: int) -> np.ndarray | None:
+        """`y` as class indices, when the loss reads it so; else None.
+
+        A cross-entropy reads integer targets as classes; so does a loss of unknown kind
+        after a softmax output (integers compared with probabilities as values would make
+        every label above 1 look unreachable)."""
+        kind = self.facts.get("loss_kind")
+        output = self.layers[-1]["activation"] if self.layers else None
+        if units < 2 or not (kind == "ce" or (kind is None and output in ("softmax", "log_softmax"))):
+            return None
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1 or y.size == 0 or not np.array_equal(y, np.round(y)):
+            return None
+        labels = y.astype(int)
+        return labels if labels.min() >= 0 and labels.max() < units else None
 
     def _probe_loss(self, out) -> float | None:
         if self._loss_fn is None or self._first_target is None:
@@ -773,6 +927,7 @@ class TorchWatcher:
         s = self.session
         s.max_steps = None  # the run is over: summarising must not stop it again
         if not self.optimizer_mode and self._snap is not None and self.params:
+            self._rebind_from_globals()
             self._manual_step_check()      # an update after the last backward
         if not self._started and self.backward_calls and self.params:
             self._start(None)               # backward() ran, nothing ever moved

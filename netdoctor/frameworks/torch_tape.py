@@ -15,10 +15,21 @@ backwards from the loss:
 
 The calls from the inputs to the prediction, and from the prediction to the loss, are
 kept as two small programs, replayed under ``no_grad`` on the probe rows with the
-parameters as they are. Each program is checked once, on the first step: replayed on
+parameters as they are (a constant with one row per sample, such as ``1 - y``, is cut
+to the probe rows). Each program is checked once, on the first step: replayed on
 the recorded tensors it must give the recorded prediction and loss, or it is dropped,
 and the run stays "partly observed" as before. The mode is removed after the first
 ``backward()`` (or as soon as a module is seen), so later steps pay nothing for it.
+
+From the programs the watcher also reads what a module net would tell it:
+
+* the *layers* (:func:`layer_slots`): each layer's pre-activation and the tensor the
+  next layer's weight is applied to, so activation statistics and the activation
+  function come from the replayed forward pass;
+* the *loss kind* (:func:`recognise_loss`): squared error, binary or categorical
+  cross-entropy, recognised by what the loss program computes on random predictions;
+* :meth:`Program.rebind`: a loop that rebinds its parameters to new tensors each step
+  (``w = (w - lr * w.grad).detach().requires_grad_()``) replays with the new ones.
 """
 
 from __future__ import annotations
@@ -39,6 +50,10 @@ class _Const:
         self.value = value
 
 
+class _Range(_Const):
+    """A ``torch.arange`` over the recorded rows (``p[torch.arange(n), y]``): replayed over the rows given."""
+
+
 class _Slot:
     """A tensor computed earlier in the same program, or one of its two inputs."""
 
@@ -54,15 +69,28 @@ class Program:
         self.inputs = inputs    # slot keys fed by run()'s positional arguments
         self.result = result
 
-    def run(self, *values, weights: dict | None = None):
+    def run(self, *values, weights: dict | None = None, rows=None):
+        return self.run_all(*values, weights=weights, rows=rows)[self.result]
+
+    def run_all(self, *values, weights: dict | None = None, rows=None) -> dict:
+        """Every tensor the program computes, by slot key (a layer's pre-activation too).
+
+        `rows` = (rows of the recorded batch, the rows replayed): a constant with one row
+        per sample of the recorded batch (``1 - y``, a mask) is cut to the replayed rows."""
         slots = dict(zip(self.inputs, values))
         weights = weights or {}
 
         def fill(x):
             if isinstance(x, _Slot):
                 return slots[x.key]
+            if isinstance(x, _Range) and rows is not None:
+                return x.value.new_tensor(range(len(rows[1])))
+            if isinstance(x, range) and rows is not None and len(x) == rows[0] and x.start == 0 and x.step == 1:
+                return range(len(rows[1]))    # p[range(len(y)), y]
             if isinstance(x, _Const):
-                return weights.get(id(x.value), x.value)
+                value = weights.get(id(x.value), x.value)
+                # judged on the recorded tensor: a parameter's stand-in copy needs no grad, yet is no data
+                return value[rows[1]] if rows is not None and _per_row(x.value, rows[0]) else value
             if isinstance(x, (list, tuple)):
                 return type(x)(fill(v) for v in x)
             if isinstance(x, dict):
@@ -71,7 +99,26 @@ class Program:
 
         for func, args, kwargs, key in self.calls:
             slots[key] = func(*fill(args), **fill(kwargs))
-        return slots[self.result]
+        return slots
+
+    def rebind(self, replaced: dict) -> None:
+        """Read the tensors `replaced` maps (by id of the old one) as their new ones from now on.
+
+        A loop that rebinds its parameters (``w = (w - lr * w.grad).detach().requires_grad_()``)
+        makes new tensors every step; the program must replay with those, not the first ones."""
+        def visit(x):
+            if isinstance(x, _Const) and id(x.value) in replaced:
+                x.value = replaced[id(x.value)]
+            elif isinstance(x, (list, tuple)):
+                for v in x:
+                    visit(v)
+            elif isinstance(x, dict):
+                for v in x.values():
+                    visit(v)
+
+        for _, args, kwargs, _ in self.calls:
+            visit(args)
+            visit(kwargs)
 
 
 class Forward:
@@ -81,13 +128,29 @@ class Forward:
         self.predict_program, self.loss_program = predict, loss
         self.inputs, self.targets = inputs, targets
 
-    def predict(self, x, weights: dict | None = None):
-        return self.predict_program.run(x, weights=weights)
+    @property
+    def rows(self) -> int:
+        """Rows of the batch the forward pass was recorded on."""
+        return int(self.inputs.shape[0])
 
-    def loss(self, pred, target, weights: dict | None = None):
+    def predict(self, x, weights: dict | None = None, rows=None):
+        return self.predict_program.run(x, weights=weights, rows=rows)
+
+    def loss(self, pred, target, weights: dict | None = None, rows=None):
         if self.loss_program is None or target is None:
             return None
-        return self.loss_program.run(pred, target, weights=weights)
+        return self.loss_program.run(pred, target, weights=weights, rows=rows)
+
+    def rebind(self, replaced: dict) -> None:
+        """The parameters were rebound to new tensors (by id of the old one): replay with those."""
+        for program in (self.predict_program, self.loss_program):
+            if program is not None:
+                program.rebind(replaced)
+
+
+def _per_row(value, rows: int) -> bool:
+    """A data tensor with one row per sample of the recorded batch (never a parameter)."""
+    return getattr(value, "requires_grad", True) is False and value.dim() >= 1 and value.shape[0] == rows
 
 
 def _tensors(x, is_tensor):
@@ -109,6 +172,7 @@ class Tape:
         self.torch = torch
         self.grad_calls: deque = deque(maxlen=MAX_GRAD_CALLS)   # (func, args, kwargs, out), strong
         self.data_calls: deque = deque(maxlen=MAX_DATA_CALLS)   # (weakref(out), ids of its tensor args)
+        self.ranges: deque = deque(maxlen=MAX_DATA_CALLS)       # weakrefs to torch.arange outputs: row indices
         self.recording = False
         self._mode = None
 
@@ -138,6 +202,7 @@ class Tape:
         self.recording = False
         self.grad_calls.clear()
         self.data_calls.clear()
+        self.ranges.clear()
         mode, self._mode = self._mode, None
         if mode is None:
             return
@@ -159,6 +224,9 @@ class Tape:
             ids = tuple(id(t) for t in _tensors((args, kwargs), torch.is_tensor))
             if ids:
                 self.data_calls.append((weakref.ref(out), ids))
+            elif func is torch.arange:
+                # `p[torch.arange(n), y]` picks each row's class: the range is an index, not targets
+                self.ranges.append(weakref.ref(out))
 
     # -- reading the tape at the first backward() --------------------------------------------------
     def forward_of(self, loss) -> Forward | None:
@@ -203,7 +271,9 @@ class Tape:
         if len(inputs) != 1:
             return None
         x = inputs[0]
-        joined = [data[i] for i in deps[last] - deps[pred_k] if data[i].dim() and data[i].shape[0] == rows]
+        ranges = self._ranges()
+        joined = [data[i] for i in deps[last] - deps[pred_k]
+                  if data[i].dim() and data[i].shape[0] == rows and i not in ranges]
         targets = self._originals(joined)
         y = targets[0] if len(targets) == 1 else None
         ancestors = self._ancestors(calls, order, made, pred_k)
@@ -221,6 +291,10 @@ class Tape:
             if loss_program is not None and not _close(torch, loss_program.run(pred.detach(), y), loss):
                 loss_program = None
         return Forward(predict, loss_program, x, y)
+
+    def _ranges(self) -> set[int]:
+        """Ids of the live ``torch.arange`` outputs: row indices, not data."""
+        return {id(r()) for r in self.ranges if r() is not None}
 
     def _data_deps(self, calls, order, made, data) -> dict[int, frozenset]:
         """For each call of the cone: the ids of the data tensors it depends on."""
@@ -297,6 +371,7 @@ class Tape:
     def _program(self, calls, ks, made, named: dict, result: int, inputs=("x",)) -> Program:
         torch = self.torch
         wanted = set(ks)
+        ranges = self._ranges()
 
         def template(x):
             if torch.is_tensor(x):
@@ -305,6 +380,8 @@ class Tape:
                 j = made.get(id(x))
                 if j in wanted and calls[j][3] is x:
                     return _Slot(j)
+                if id(x) in ranges and x.dim() == 1:
+                    return _Range(x)
                 return _Const(x)   # a parameter (read as it is at replay) or a constant
             if isinstance(x, (list, tuple)):
                 return type(x)(template(v) for v in x)
@@ -320,3 +397,175 @@ def _close(torch, a, b) -> bool:
     if not (torch.is_tensor(a) and torch.is_tensor(b)) or a.shape != b.shape:
         return False
     return bool(torch.allclose(a.detach().double(), b.detach().double(), rtol=1e-5, atol=1e-6, equal_nan=True))
+
+
+# -- the layers of a recorded forward pass ------------------------------------------------------------
+
+def layer_slots(program: Program, layers: list[list[Any]]) -> list[tuple[Any, Any] | None]:
+    """For each layer (its parameter tensors): (pre-activation slot, the slot its weight is applied to).
+
+    A layer's pre-activation is the first call that depends on the inputs and on all of the
+    layer's parameters (``X @ W1 + b1``: the ``+ b1``); what it is applied to is the input-side
+    argument of the first call combining the inputs with its weight (``h`` in ``h @ W2``). The
+    next layer's input is then this layer's activation, whatever function made it -- a
+    ``torch.sigmoid`` call or a hand-written ``1 / (1 + torch.exp(-z))``. None for a layer
+    whose parameters the forward pass does not combine with the inputs.
+    """
+    on_data: set = {"x"}                 # slots that depend on the inputs
+    params_of: dict[Any, set] = {"x": set()}
+    entry: dict[int, Any] = {}           # id(parameter) -> first input-dependent call using it
+    applied_to: dict[Any, Any] = {}      # call key -> its one input-dependent argument slot
+    wanted = {id(t) for tensors in layers for t in tensors}
+    for func, args, kwargs, key in program.calls:
+        data_args, params = [], set()
+        for x in _templates((args, kwargs)):
+            if isinstance(x, _Slot):
+                params |= params_of.get(x.key, set())
+                if x.key in on_data:
+                    data_args.append(x.key)
+            elif isinstance(x, _Const) and id(x.value) in wanted:
+                params.add(id(x.value))
+        params_of[key] = params
+        if not data_args:
+            continue
+        on_data.add(key)
+        if len(set(data_args)) == 1:
+            applied_to[key] = data_args[0]
+        for p in params:
+            entry.setdefault(p, key)
+    out: list[tuple[Any, Any] | None] = []
+    for tensors in layers:
+        keys = [entry.get(id(t)) for t in tensors]
+        if not tensors or any(k is None for k in keys):
+            out.append(None)
+            continue
+        out.append((max(keys), applied_to.get(keys[0])))
+    return out
+
+
+def _templates(x):
+    """The slots and constants of a call's argument template (nested lists/tuples/dicts too)."""
+    if isinstance(x, (_Slot, _Const)):
+        yield x
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _templates(v)
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from _templates(v)
+
+
+# -- the kind of a hand-written loss -------------------------------------------------------------------
+
+LOSS_TRIALS = 8           # random predictions the loss program is compared on
+LOSS_FIT_TOL = 1e-3       # largest misfit, as a share of the loss's spread over the trials
+
+
+def _labels(torch, pred, y):
+    """`y` as integer class labels for `pred`'s rows (a vector or a column of them), or None."""
+    if y.dim() == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if pred.dim() != 2 or pred.shape[1] < 2 or y.dim() != 1 or y.shape[0] != pred.shape[0]:
+        return None
+    if y.dtype.is_floating_point and not bool((y == y.round()).all()):
+        return None
+    labels = y.long()
+    if labels.numel() and (labels.min() < 0 or labels.max() >= pred.shape[1]):
+        return None
+    return labels
+
+
+def _cross_entropy(torch, logp, y):
+    """-mean log-probability of the true class: one-hot (or soft) rows, or integer labels."""
+    labels = _labels(torch, logp, y)
+    if labels is not None:
+        return -logp.gather(1, labels[:, None]).mean()
+    if logp.dim() == 2 and logp.shape[1] >= 2 and y.shape == logp.shape:
+        return -(y * logp).sum(dim=1).mean()
+    return None
+
+
+def _binary_cross_entropy(torch, p, y):
+    if y.numel() == 0 or bool((y < 0).any() or (y > 1).any()):
+        return None    # (not 0/1 targets: this is no binary cross-entropy)
+    return -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
+
+
+def _is_log_probability(torch, pred) -> bool:
+    if pred.dim() != 2 or pred.shape[1] < 2:
+        return False
+    return bool(((pred.double().exp().sum(dim=1) - 1).abs() < 1e-4).all())
+
+
+# form -> (loss kind, what the trial predictions are, the loss of a prediction p against y)
+_LOSS_FORMS = {
+    "squared error": ("mse", "probability", lambda torch, p, y: ((p - y) ** 2).mean()),
+    "absolute error": ("mse", "probability", lambda torch, p, y: (p - y).abs().mean()),
+    "binary cross-entropy": ("bce", "probability", _binary_cross_entropy),
+    "cross-entropy": ("ce", "probability", lambda torch, p, y: _cross_entropy(torch, torch.log(p), y)),
+    "cross-entropy on log-probabilities": ("ce", "log-probability", _cross_entropy),
+    # the prediction is the logits when the loss squashes them itself (sigmoid called twice)
+    "binary cross-entropy on logits": ("bce", "logits",
+                                       lambda torch, z, y: _binary_cross_entropy(torch, torch.sigmoid(z), y)),
+    "cross-entropy on logits": ("ce", "logits",
+                                lambda torch, z, y: _cross_entropy(torch, torch.log_softmax(z, dim=-1), y)),
+}
+
+
+def _trial(torch, pred, domain: str, generator):
+    """A random prediction of `pred`'s shape, in the domain a loss form is defined on."""
+    shape = pred.shape
+    if domain == "logits":
+        return (2.0 * torch.randn(shape, generator=generator, dtype=torch.float64)).to(pred.dtype)
+    if domain == "log-probability":
+        rows = torch.rand(shape, generator=generator, dtype=torch.float64) + 0.05
+        return torch.log(rows / rows.sum(dim=-1, keepdim=True)).to(pred.dtype)
+    # (0.05, 0.95): every loss of a probability is finite there, clamped or not
+    return (0.05 + 0.9 * torch.rand(shape, generator=generator, dtype=torch.float64)).to(pred.dtype)
+
+
+def recognise_loss(torch, forward: Forward, pred, target, rows=None) -> tuple[str, str] | None:
+    """(loss kind, form) of a hand-written loss, when exactly one known kind explains it; else None.
+
+    The loss program is replayed on random predictions; a form explains it when the
+    program's loss is a positive multiple of the form's plus a constant on every trial
+    (sum or mean, a factor 1/2, and a weight penalty all keep the kind). The trials are
+    random, not the recorded prediction, so that two forms that agree on one prediction
+    are still told apart; two kinds explaining it is ambiguous, and no kind is claimed.
+    `rows` are as for :meth:`Program.run_all` when `pred` is on fewer rows than recorded.
+    """
+    if forward.loss_program is None or target is None or not torch.is_tensor(pred):
+        return None
+    kinds: dict[str, str] = {}
+    with torch.no_grad():
+        for form, (kind, domain, formula) in _LOSS_FORMS.items():
+            if domain == "log-probability" and not _is_log_probability(torch, pred):
+                continue   # (a loss linear in its input is a cross-entropy only on log-probabilities)
+            if _explains(torch, forward, pred, target, domain, formula, rows):
+                kinds.setdefault(kind, form)
+    if len(kinds) != 1:
+        return None
+    return next(iter(kinds.items()))
+
+
+def _explains(torch, forward: Forward, pred, target, domain: str, formula, rows=None) -> bool:
+    import numpy as np
+
+    generator = torch.Generator().manual_seed(0)
+    program, candidate = [], []
+    try:
+        for _ in range(LOSS_TRIALS):
+            p = _trial(torch, pred, domain, generator)
+            value, reference = forward.loss(p, target, rows=rows), formula(torch, p, target)
+            if reference is None or not torch.is_tensor(value) or value.numel() != 1:
+                return False
+            program.append(float(value.reshape(())))
+            candidate.append(float(reference.reshape(())))
+    except Exception:  # noqa: BLE001 - a form that does not apply to these shapes does not explain it
+        return False
+    L, C = np.array(program), np.array(candidate)
+    if not (np.isfinite(L).all() and np.isfinite(C).all()) or L.std() == 0 or C.std() == 0:
+        return False
+    scale, offset = np.polyfit(C, L, 1)
+    misfit = np.abs(L - (scale * C + offset)).max()
+    return bool(scale > 0 and misfit <= LOSS_FIT_TOL * L.std())
