@@ -106,6 +106,7 @@ class Tracker:
         self._before_for_check = None
         self._forwards = 0
         self._pass_counted = False   # (a site after the update: the pass under way was counted at start)
+        self._loss_rivals: tuple[str, ...] = ()   # losses that fit the code's gradients as well
         # The gradient arrays read at each step. At a site after the update, only those the
         # learning steps could read too: their signs were settled there (see _gradcheck), and
         # an array first seen later (a function's local, gone at the line where learning saw
@@ -846,6 +847,13 @@ class Tracker:
         self.rebuilt_verified = True
         if settle:
             self.loss_kind = payload["loss_kind"]
+            rivals = payload.get("loss_ambiguous")
+            # (Later checks weigh the rivals again: on one sample they stay as good.)
+            self._loss_rivals = tuple(k for k in rivals or () if k != self.loss_kind)
+            if rivals:
+                self.obs.note(f"the code's gradients fit {' and '.join(k.upper() for k in rivals)} equally well "
+                              f"(one sample, one output unit): the loss was taken to be {self.loss_kind.upper()}, "
+                              "and what depends on that choice (the gradients' size) was not judged")
             self.reduction = payload["reduction"]
             encoding, _, other = payload["targets"].partition(":")
             self.encoding = encoding
@@ -877,8 +885,9 @@ class Tracker:
         self.obs.event("gradcheck", payload, step=step)
 
     def _check(self, step: int, batches: list[Batch], claim: Claim) -> dict | None:
-        # Once settled, later checks judge against the same loss and reduction.
-        kinds = (self.loss_kind,) if self.loss_kind else None
+        # Once settled, later checks judge against the same loss and reduction (and the losses
+        # that explained the code's gradients as well, if any: see check_step's loss_ambiguous).
+        kinds = (self.loss_kind, *self._loss_rivals) if self.loss_kind else None
         try:
             return check_step(self.rebuilt, self._before_for_check, self.param_roles, batches, claim, step=step,
                               kinds=kinds, reduction=self.reduction)
