@@ -391,6 +391,28 @@ def test_nd204_flags_a_right_direction_with_a_wrong_size_and_names_the_batch():
     assert judge(make_trace(events=[gradcheck(right)]), "ND204") == []
 
 
+def test_nd203_reads_no_update_as_a_gradient_once_the_run_showed_an_adaptive_optimizer():
+    # Step 2's updates lined up with the gradient by chance (Adam's first steps are
+    # -lr * sign(g)); a later check of the same run showed them bent, as an optimizer's are.
+    def from_updates(event, not_checked=False):
+        kind, data, where = event
+        data = {**data, "claimed": "updates"}
+        if not_checked:
+            data["not_checked"] = "the updates are not -lr * gradient"
+            data["params"] = [{**row, "rel_err": math.nan, "cosine": math.nan, "scale": math.nan}
+                              for row in data["params"]]
+        return kind, data, where
+
+    wrong = [("layer1", "weight", 0.7, 0.7, 3.0), ("layer2", "weight", RIGHT, 1.0, 1.0),
+             ("layer2", "bias", 1.0, -1.0, -0.5)]
+    early = from_updates(gradcheck(wrong, step=2))
+    [error] = judge(make_trace(events=[early]), "ND203")
+    assert error.severity == Severity.ERROR
+    later = from_updates(gradcheck(wrong, step=32), not_checked=True)
+    with pytest.raises(Skip, match="adaptive"):
+        judge(make_trace(events=[early, later]), "ND203")
+
+
 def test_nd204_leaves_the_size_alone_when_another_loss_explains_the_gradients_as_well():
     # One sample through one sigmoid unit: MSE's and BCE's gradients point the same way and
     # differ in size by o(1 - o). Judged against the wrong one, a right MSE backprop looks 4x off.

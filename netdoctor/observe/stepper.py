@@ -107,6 +107,7 @@ class Tracker:
         self._forwards = 0
         self._pass_counted = False   # (a site after the update: the pass under way was counted at start)
         self._loss_rivals: tuple[str, ...] = ()   # losses that fit the code's gradients as well
+        self._adaptive_seen = False   # a gradient check showed an adaptive or momentum optimizer
         # The gradient arrays read at each step. At a site after the update, only those the
         # learning steps could read too: their signs were settled there (see _gradcheck), and
         # an array first seen later (a function's local, gone at the line where learning saw
@@ -889,11 +890,14 @@ class Tracker:
         # that explained the code's gradients as well, if any: see check_step's loss_ambiguous).
         kinds = (self.loss_kind, *self._loss_rivals) if self.loss_kind else None
         try:
-            return check_step(self.rebuilt, self._before_for_check, self.param_roles, batches, claim, step=step,
-                              kinds=kinds, reduction=self.reduction)
+            payload = check_step(self.rebuilt, self._before_for_check, self.param_roles, batches, claim,
+                                 step=step, kinds=kinds, reduction=self.reduction, adaptive_seen=self._adaptive_seen)
         except Exception as exc:  # noqa: BLE001 - a failed check is a note, never the end of the run
             self.obs.note(f"the gradient check at step {step} failed inside netdoctor: {exc!r}")
             return None
+        if payload is not None and payload.get("not_checked") and claim.mode == "updates":
+            self._adaptive_seen = True
+        return payload
 
     # -- facts for the report ----------------------------------------------------------------------------
     def activation_name(self, index: int) -> str | None:
