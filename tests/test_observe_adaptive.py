@@ -1,10 +1,12 @@
-"""An adaptive optimizer, once recognised from a run's updates, stays recognised.
+"""An optimizer in doubt is no ground for an error on a run that fits.
 
 Adam's update keeps most of the gradient's signs but is no multiple of it, so the
-gradient check does not read it as -lr * g. Late in a run, with the gradient near
-zero, the share of kept signs falls; on a net of a dozen entries it can fall to chance
-and look like a backprop that bends every layer. A run keeps its optimizer: the later
-steps are not checked from their updates either.
+gradient check does not read it as -lr * g. On a net of a dozen entries one step can
+still line up with the gradient by chance (Adam's first update is -lr * sign(g)), and
+another keep its signs only by chance: read as -lr * g, they disagree with the forward
+pass as a wrong backprop's would. When a check of the run showed the updates bent and
+the run fits its data, a mismatch read from updates is a warning. A wrong backprop under
+plain descent, on a run that does not fit, stays an error.
 """
 
 from __future__ import annotations
@@ -57,8 +59,7 @@ def _run(tmp_path, update: str, slope: str):
 def test_adam_on_a_tiny_net_is_never_read_as_a_wrong_backprop(tmp_path):
     trace, errors = _run(tmp_path, ADAM, RIGHT)
     assert "ND203" not in errors, errors
-    checks = trace.events_of("gradcheck")
-    assert len(checks) >= 2 and all(c.data.get("not_checked") for c in checks)
+    assert any(c.data.get("not_checked") for c in trace.events_of("gradcheck"))
 
 
 def test_plain_descent_with_a_wrong_backprop_on_the_same_net_is_still_flagged(tmp_path):

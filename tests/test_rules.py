@@ -391,7 +391,7 @@ def test_nd204_flags_a_right_direction_with_a_wrong_size_and_names_the_batch():
     assert judge(make_trace(events=[gradcheck(right)]), "ND204") == []
 
 
-def test_nd203_reads_no_update_as_a_gradient_once_the_run_showed_an_adaptive_optimizer():
+def test_nd203_weighs_the_checks_read_from_updates_together():
     # Step 2's updates lined up with the gradient by chance (Adam's first steps are
     # -lr * sign(g)); a later check of the same run showed them bent, as an optimizer's are.
     def from_updates(event, not_checked=False):
@@ -406,11 +406,22 @@ def test_nd203_reads_no_update_as_a_gradient_once_the_run_showed_an_adaptive_opt
     wrong = [("layer1", "weight", 0.7, 0.7, 3.0), ("layer2", "weight", RIGHT, 1.0, 1.0),
              ("layer2", "bias", 1.0, -1.0, -0.5)]
     early = from_updates(gradcheck(wrong, step=2))
-    [error] = judge(make_trace(events=[early]), "ND203")
+    bent = from_updates(gradcheck(wrong, step=32), not_checked=True)
+    fitted = {(MODEL, "probe_loss"): np.geomspace(0.7, 0.0005, N)}
+    flat = {(MODEL, "probe_loss"): np.full(N, 0.25)}
+    again = from_updates(gradcheck(wrong, step=512))
+    [doubt] = judge(make_trace(fitted, events=[early, bent, again]), "ND203")
+    assert doubt.severity == Severity.WARNING and doubt.evidence["optimizer_in_doubt"]
+    # A run that does not fit keeps the error: the updates may be plain descent with a wrong
+    # derivative (rescaling the gradient entry by entry looks bent too, at one check).
+    [error] = judge(make_trace(flat, events=[early, bent, again]), "ND203")
     assert error.severity == Severity.ERROR
-    later = from_updates(gradcheck(wrong, step=32), not_checked=True)
+    # Bent at half the checks or more: the run's optimizer bends its updates; none is a verdict.
     with pytest.raises(Skip, match="adaptive"):
-        judge(make_trace(events=[early, later]), "ND203")
+        judge(make_trace(flat, events=[early, bent]), "ND203")
+    # And with no check showing the updates bent, a fitting run's mismatch stays an error.
+    [error] = judge(make_trace(fitted, events=[early]), "ND203")
+    assert error.severity == Severity.ERROR
 
 
 def test_nd204_leaves_the_size_alone_when_another_loss_explains_the_gradients_as_well():

@@ -76,14 +76,12 @@ def check_step(
     step: int,
     kinds: Sequence[str] | None = None,
     reduction: str | None = None,
-    adaptive_seen: bool = False,
 ) -> dict[str, Any] | None:
     """The "gradcheck" event payload for one step, or None when it cannot be done.
 
     `params` are copies of the parameters *before* the step (user shapes, in the
     chain's order), `names` (layer, "weight"|"bias", the user's name) for each.
     `kinds` and `reduction`, when given, fix the loss instead of choosing it.
-    `adaptive_seen`: an earlier step of the run showed an adaptive or momentum optimizer.
     """
     base = rebuilt.from_user(params)
     out_index = _output_weight_index(rebuilt)
@@ -119,11 +117,8 @@ def check_step(
     # are still chosen (the observer needs them), but the comparison is no verdict: its
     # numbers are left out rather than reported as a mismatch. (Wrong backprop that bends
     # every layer scrambles the signs too, and is still checked.)
-    # A run keeps its optimizer: once one step showed it adaptive, a later step whose signs
-    # follow less (Adam's share falls as the gradient shrinks; on a net of a few entries it
-    # can fall to chance) is still not -lr * g. Plain descent seen later is still checked.
     adaptive = (claim.mode == "updates" and not _plain_descent(claim.arrays, true_sum)
-                and (adaptive_seen or _signs_follow(claim.arrays, true_sum)))
+                and _signs_follow(claim.arrays, true_sum))
     n = batch.X.shape[0]
     k = np.broadcast(rebuilt.forward(base, batch.X[:1])[1][-1], Y[:1]).shape[1]
 

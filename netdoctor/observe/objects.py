@@ -109,6 +109,7 @@ class Observer:
         # The same sites by (id(code), kind, line), for the running phase's hot path (a code
         # object's own hash is recomputed at every lookup; forward_keys keeps the codes alive).
         self._forward_ids: frozenset = frozenset()
+        self._grad_codes: set = set()
         self.verdicts = EarlyVerdicts(self.thresholds)
         self._last_progress = 0.0
         self._internal_error: str | None = None
@@ -221,6 +222,8 @@ class Observer:
     def _run_return(self, frame: FrameType, value: Any) -> None:
         try:
             self._finish_capture(frame, value)
+            if frame.f_code in self._grad_codes:
+                self.tracker.on_grad_return(Context(frame, value))
             if (id(frame.f_code), "return", 0) in self._forward_ids:
                 self.tracker.on_forward(Context(frame, value))
         except StopRun:
@@ -244,7 +247,7 @@ class Observer:
 
     def _apply_routes(self) -> None:
         """Route exactly the code objects the running phase needs to hear from."""
-        wanted = {key[0] for key in self.forward_keys if key[1] != "line"}
+        wanted = {key[0] for key in self.forward_keys if key[1] != "line"} | self._grad_codes
         if self._capturing:
             wanted |= {code for code, w in self.functions.items() if w.enabled}
         for code in list(self._routed - wanted):
@@ -325,6 +328,9 @@ class Observer:
         self.phase = "running"
         self.forward_keys = set(learned.forward_keys)
         self._forward_ids = frozenset((id(code), kind, line) for code, kind, line in self.forward_keys)
+        # Functions whose locals hold the gradients: read at their return (see Tracker.on_grad_return).
+        self._grad_codes = {path.root.code for path in learned.grad_paths
+                            if path is not None and path.root.kind in ("local", "arg") and path.root.code is not None}
         self.hook.trace_all_lines(False)
         self.hook.trace_module_lines(False)
         self.hook.trace_lines(learned.line_codes)

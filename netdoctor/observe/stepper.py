@@ -107,7 +107,13 @@ class Tracker:
         self._forwards = 0
         self._pass_counted = False   # (a site after the update: the pass under way was counted at start)
         self._loss_rivals: tuple[str, ...] = ()   # losses that fit the code's gradients as well
-        self._adaptive_seen = False   # a gradient check showed an adaptive or momentum optimizer
+        # Gradients kept in the locals of the function that updates (``dW2 = ...`` in a
+        # ``backward()`` that ends with ``W2 -= lr * dW2``) are gone by the next forward pass,
+        # where a step is closed: they are copied at that function's return (see on_grad_return).
+        self.grad_codes = {path.root.code for path in self.grad_paths
+                           if path is not None and path.root.kind in ("local", "arg") and path.root.code is not None}
+        self._held_grads: dict[int, np.ndarray] = {}
+        self._signs_settled = False   # whether a check from gradient arrays has settled their signs
         # The gradient arrays read at each step. At a site after the update, only those the
         # learning steps could read too: their signs were settled there (see _gradcheck), and
         # an array first seen later (a function's local, gone at the line where learning saw
@@ -631,10 +637,26 @@ class Tracker:
 
     def _grads(self, ctx: Context) -> list[np.ndarray | None]:
         out = []
-        for path in self._readable_grad_paths:
+        for index, path in enumerate(self._readable_grad_paths):
             arr = path.array(ctx) if path is not None else None
-            out.append(None if arr is None else np.array(arr, dtype=np.float64, copy=True))
+            if arr is None:
+                out.append(self._held_grads.get(index))
+                continue
+            out.append(np.array(arr, dtype=np.float64, copy=True))
+        self._held_grads = {}
         return out
+
+    def on_grad_return(self, ctx: Context) -> None:
+        """A function that holds gradient arrays returns: copy them for the step it ends
+        (only for a step that will be recorded or checked)."""
+        if not self._upcoming_wanted():
+            return
+        code = ctx.frame.f_code if ctx.frame is not None else None
+        for index, path in enumerate(self._readable_grad_paths):
+            if path is not None and path.root.code is code:
+                arr = path.array(ctx)
+                if arr is not None:
+                    self._held_grads[index] = np.array(arr, dtype=np.float64, copy=True)
 
     def _signed(self, grads: list[np.ndarray | None]) -> list[np.ndarray | None]:
         return [None if g is None else (g if s > 0 else -g) for g, s in zip(grads, self.grad_sign)]
@@ -839,7 +861,12 @@ class Tracker:
         if self.encoding is not None:
             for batch in batches:
                 batch.targets = {k: v for k, v in batch.targets.items() if k == self.encoding} or batch.targets
+        first_arrays = claim.mode == "gradients" and not settle and not self._signs_settled
+        if first_arrays:
+            self.reduction = None   # (settled from updates, whose size the learning rate absorbs: no reading)
         payload = self._check(step, batches, claim)
+        if first_arrays and payload is not None:
+            self.reduction = payload["reduction"]
         if payload is None:
             if settle:
                 self.obs.note("netdoctor's rebuilt network did not reproduce the program's outputs, "
@@ -867,22 +894,24 @@ class Tracker:
                         if payload["targets"] in batch.targets else batch.targets
                 payload["targets"] = encoding
             self.lr_fit = payload.get("lr_fit")
-            if claim.mode == "gradients":
-                # Some code keeps the descent direction (-g) and adds it: judge each array as
-                # the gradient it stands for; a wrong sign then shows in the updates (ND503).
-                by_name = {row["name"]: row for row in payload["params"]}
-                flipped = False
-                for i, (_, _, name) in enumerate(self.param_roles):
-                    row = by_name.get(name)
-                    if row is not None and math.isfinite(row["cosine"]) and row["cosine"] < 0:
-                        self.grad_sign[i] = -1.0
-                        flipped = True
-                if flipped:
-                    claim = Claim("gradients", _mixed_claims(grads, self.grad_sign, changes))
-                    # (The reduction read from the unflipped arrays' negative scale was no reading.)
-                    self.reduction = None
-                    payload = self._check(step, batches, claim) or payload
-                    self.reduction = payload["reduction"]
+        if claim.mode == "gradients" and (settle or not self._signs_settled):
+            # (At the first check made from gradient arrays, also when learning could read none.)
+            self._signs_settled = True
+            # Some code keeps the descent direction (-g) and adds it: judge each array as
+            # the gradient it stands for; a wrong sign then shows in the updates (ND503).
+            by_name = {row["name"]: row for row in payload["params"]}
+            flipped = False
+            for i, (_, _, name) in enumerate(self.param_roles):
+                row = by_name.get(name)
+                if row is not None and math.isfinite(row["cosine"]) and row["cosine"] < 0:
+                    self.grad_sign[i] = -1.0
+                    flipped = True
+            if flipped:
+                claim = Claim("gradients", _mixed_claims(grads, self.grad_sign, changes))
+                # (The reduction read from the unflipped arrays' negative scale was no reading.)
+                self.reduction = None
+                payload = self._check(step, batches, claim) or payload
+                self.reduction = payload["reduction"]
         self.obs.event("gradcheck", payload, step=step)
 
     def _check(self, step: int, batches: list[Batch], claim: Claim) -> dict | None:
@@ -890,14 +919,11 @@ class Tracker:
         # that explained the code's gradients as well, if any: see check_step's loss_ambiguous).
         kinds = (self.loss_kind, *self._loss_rivals) if self.loss_kind else None
         try:
-            payload = check_step(self.rebuilt, self._before_for_check, self.param_roles, batches, claim,
-                                 step=step, kinds=kinds, reduction=self.reduction, adaptive_seen=self._adaptive_seen)
+            return check_step(self.rebuilt, self._before_for_check, self.param_roles, batches, claim, step=step,
+                              kinds=kinds, reduction=self.reduction)
         except Exception as exc:  # noqa: BLE001 - a failed check is a note, never the end of the run
             self.obs.note(f"the gradient check at step {step} failed inside netdoctor: {exc!r}")
             return None
-        if payload is not None and payload.get("not_checked") and claim.mode == "updates":
-            self._adaptive_seen = True
-        return payload
 
     # -- facts for the report ----------------------------------------------------------------------------
     def activation_name(self, index: int) -> str | None:
