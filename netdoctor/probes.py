@@ -624,9 +624,11 @@ def histogram(a: Any, bins: int = 24) -> dict[str, list[float]] | None:
     lo, hi = float(v.min()), float(v.max())
     if lo == hi:  # a constant layer still gets a (narrow) bin
         lo, hi = lo - 0.5, hi + 0.5
+    if not np.isfinite(hi - lo):
+        return None   # a range wider than float64 holds: numpy's bin arithmetic overflows
     try:
         counts, edges = np.histogram(v, bins=int(bins), range=(lo, hi))
-    except ValueError:  # a range too wide (overflow) or too narrow for float64 bins
+    except (ValueError, IndexError):  # a range too wide (overflow) or too narrow for float64 bins
         return None
     return {"edges": edges.tolist(), "counts": counts.tolist()}
 

@@ -45,6 +45,10 @@ ADAM = '''\
         p -= 0.05 * (mi / (1 - 0.9 ** t)) / (np.sqrt(vi / (1 - 0.999 ** t)) + 1e-8)'''
 PLAIN = '''\
         p -= 2.0 * g'''
+MOMENTUM = '''\
+        mi *= 0.9
+        mi -= 0.5 * g
+        p += mi'''
 RIGHT, WRONG = " * (1 - h ** 2)", ""   # the hidden layer's delta with / without tanh's slope
 
 
@@ -60,6 +64,14 @@ def test_adam_on_a_tiny_net_is_never_read_as_a_wrong_backprop(tmp_path):
     trace, errors = _run(tmp_path, ADAM, RIGHT)
     assert "ND203" not in errors, errors
     assert any(c.data.get("not_checked") for c in trace.events_of("gradcheck"))
+
+
+def test_momentum_on_a_tiny_net_is_never_read_as_a_wrong_backprop(tmp_path):
+    # (The output bias's one-entry gradient lines up with its change at every step: it does
+    # not make the check one "from gradients", where the momentum would go unrecognised.)
+    trace, errors = _run(tmp_path, MOMENTUM, RIGHT)
+    assert "ND203" not in errors, errors
+    assert all(c.data["claimed"] == "updates" for c in trace.events_of("gradcheck"))
 
 
 def test_plain_descent_with_a_wrong_backprop_on_the_same_net_is_still_flagged(tmp_path):

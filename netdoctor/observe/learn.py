@@ -57,6 +57,10 @@ COPY_BUDGET = 2_000_000      # elements of arrays copied for later comparison
 # (|log ratio|): its direction alone proves nothing.
 SMALL_GRAD_RATE_TOL = 1e-3
 _UPDATE_WORDS = ("update", "step", "change", "velocity", "momentum", "delta_w", "deltaw")
+# An array the parameter changed by exactly (W += v, W -= step) is the step itself: a
+# momentum's velocity, a scaled gradient. Unless it is named as the parameter's gradient
+# (dW for W: plain descent with a learning rate of 1), it is no gradient.
+STEP_ITSELF_TOL = 1e-6
 
 
 @dataclass
@@ -784,7 +788,7 @@ class Learner:
         for layer in self.chain.layers:          # activations and inputs are not gradients
             excluded |= {p.key() for p in (layer.x, layer.z, layer.a) if p is not None}
         options: list[list[tuple[float, float, Path]]] = []
-        for old, new in zip(before, after):
+        for param, old, new in zip(self._param_paths(), before, after):
             delta = (new - old).reshape(-1)
             dd = float(np.dot(delta, delta))
             found_here = []
@@ -801,7 +805,8 @@ class Learner:
                         continue
                     dg = float(np.dot(delta, g))
                     cos = abs(dg) / math.sqrt(dd * gg)
-                    if cos >= 0.999:
+                    if cos >= 0.999 and (abs(abs(dg / gg) - 1) > STEP_ITSELF_TOL
+                                         or _gradient_name_of(f.name, param.name)):
                         found_here.append((cos, dg / gg, f.path))
             options.append(found_here)
         # The learning rate as the bigger parameters show it (their alignment is no accident).
