@@ -419,6 +419,12 @@ def test_nd203_weighs_the_checks_read_from_updates_together():
     # Bent at half the checks or more: the run's optimizer bends its updates; none is a verdict.
     with pytest.raises(Skip, match="adaptive"):
         judge(make_trace(flat, events=[early, bent]), "ND203")
+    # Nor is the size of an update read as a gradient, once any check showed them bent.
+    scaled = from_updates(gradcheck([("layer2", "weight", 0.6, 1.0, 4.0)], step=512))
+    [size] = judge(make_trace(fitted, events=[scaled]), "ND204")
+    assert size.evidence["typical_scale"] == pytest.approx(4.0)
+    with pytest.raises(Skip, match="adaptive"):
+        judge(make_trace(fitted, events=[scaled, bent]), "ND204")
     # And with no check showing the updates bent, a fitting run's mismatch stays an error.
     [error] = judge(make_trace(fitted, events=[early]), "ND203")
     assert error.severity == Severity.ERROR

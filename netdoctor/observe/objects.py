@@ -37,7 +37,7 @@ from .arrays import Context, Found, Root, UserTypes
 from .functions import FunctionWatch, bound_callable
 from .hook import Hook
 from .learn import Learned, Learner
-from .stepper import Tracker
+from .stepper import Tracker, gradient_holders
 from .verdicts import EarlyVerdicts, stops
 
 PROGRESS_INTERVAL = 0.1   # seconds between progress reports (at most ~10 a second)
@@ -109,7 +109,8 @@ class Observer:
         # The same sites by (id(code), kind, line), for the running phase's hot path (a code
         # object's own hash is recomputed at every lookup; forward_keys keeps the codes alive).
         self._forward_ids: frozenset = frozenset()
-        self._grad_codes: set = set()
+        self._grad_codes: set = set()            # functions holding gradient locals (kept alive)
+        self._grad_code_ids: frozenset = frozenset()   # ... by id, for the hot path
         self.verdicts = EarlyVerdicts(self.thresholds)
         self._last_progress = 0.0
         self._internal_error: str | None = None
@@ -222,7 +223,7 @@ class Observer:
     def _run_return(self, frame: FrameType, value: Any) -> None:
         try:
             self._finish_capture(frame, value)
-            if frame.f_code in self._grad_codes:
+            if id(frame.f_code) in self._grad_code_ids:
                 self.tracker.on_grad_return(Context(frame, value))
             if (id(frame.f_code), "return", 0) in self._forward_ids:
                 self.tracker.on_forward(Context(frame, value))
@@ -329,8 +330,8 @@ class Observer:
         self.forward_keys = set(learned.forward_keys)
         self._forward_ids = frozenset((id(code), kind, line) for code, kind, line in self.forward_keys)
         # Functions whose locals hold the gradients: read at their return (see Tracker.on_grad_return).
-        self._grad_codes = {path.root.code for path in learned.grad_paths
-                            if path is not None and path.root.kind in ("local", "arg") and path.root.code is not None}
+        self._grad_codes = gradient_holders(learned.grad_paths)
+        self._grad_code_ids = frozenset(id(code) for code in self._grad_codes)
         self.hook.trace_all_lines(False)
         self.hook.trace_module_lines(False)
         self.hook.trace_lines(learned.line_codes)

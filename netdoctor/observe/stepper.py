@@ -110,8 +110,6 @@ class Tracker:
         # Gradients kept in the locals of the function that updates (``dW2 = ...`` in a
         # ``backward()`` that ends with ``W2 -= lr * dW2``) are gone by the next forward pass,
         # where a step is closed: they are copied at that function's return (see on_grad_return).
-        self.grad_codes = {path.root.code for path in self.grad_paths
-                           if path is not None and path.root.kind in ("local", "arg") and path.root.code is not None}
         self._held_grads: dict[int, np.ndarray] = {}
         self._signs_settled = False   # whether a check from gradient arrays has settled their signs
         # The gradient arrays read at each step. At a site after the update, only those the
@@ -979,6 +977,12 @@ def _mixed_claims(grads, signs, changes) -> list[np.ndarray | None]:
         else:
             out.append(None)
     return out
+
+
+def gradient_holders(grad_paths) -> set[CodeType]:
+    """The functions whose locals (or arguments) hold gradient arrays: read at their return."""
+    return {path.root.code for path in grad_paths
+            if path is not None and path.root.kind in ("local", "arg") and path.root.code is not None}
 
 
 def recorded(step: int) -> bool:
